@@ -1,0 +1,12 @@
+//! The commands of the `somaflow` binary: wiring crates into a running node
+//! (`run`, `demo`), the generator (`produce`), queries (`sql`) and `bench`.
+
+pub mod bench;
+pub mod demo;
+pub mod node;
+pub mod produce;
+pub mod registry;
+pub mod sql;
+pub mod telemetry;
+
+pub use node::EmbeddedNode;

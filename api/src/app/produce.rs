@@ -1,0 +1,63 @@
+//! `somaflow produce`: post generated traffic to a somaflow server.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use somaflow_sources::generator::{
+    Generator, GeneratorConfig, ProduceOptions, ProduceReport, produce_http,
+};
+
+pub struct ProduceArgs {
+    pub to: String,
+    pub rate: Option<f64>,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub seed: u64,
+    pub tenants: usize,
+    pub history_days: Option<u32>,
+}
+
+pub async fn run(args: ProduceArgs) -> anyhow::Result<ProduceReport> {
+    if !args.to.starts_with("http://") && !args.to.starts_with("https://") {
+        anyhow::bail!(
+            "--to {:?}: give the base URL of a somaflow server, e.g. http://127.0.0.1:8080 (Kafka comes with the cluster mode)",
+            args.to
+        );
+    }
+    if args.count.is_none() && args.duration.is_none() {
+        anyhow::bail!("give --count N or --duration 30s so the producer knows when to stop");
+    }
+    let mut generator = Generator::new(GeneratorConfig {
+        seed: args.seed,
+        tenants: args.tenants,
+        ..GeneratorConfig::default()
+    });
+    let opts = ProduceOptions {
+        url: args.to.clone(),
+        batch: args.batch.max(1),
+        rate: args.rate,
+        count: args.count,
+        duration: args.duration,
+        concurrency: args.concurrency.max(1),
+        history_days: args.history_days,
+    };
+    let mut last_print = std::time::Instant::now();
+    let report = produce_http(&mut generator, &opts, |r| {
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            last_print = std::time::Instant::now();
+            eprintln!(
+                "produced {} events ({} accepted, {} rejected) in {:.1}s: {:.0} events/s",
+                r.stats.emitted,
+                r.accepted,
+                r.rejected,
+                r.elapsed_secs,
+                r.stats.emitted as f64 / r.elapsed_secs.max(0.001)
+            );
+        }
+    })
+    .await
+    .with_context(|| format!("producing to {}", args.to))?;
+    Ok(report)
+}

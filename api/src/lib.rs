@@ -1,0 +1,7 @@
+//! The HTTP API (axum) and the commands of the `somaflow` binary.
+
+pub mod app;
+pub mod error;
+pub mod routes;
+pub mod server;
+pub mod state;

@@ -1,0 +1,117 @@
+//! `POST /v1/events`: CloudEvents in (single, batch, NDJSON), validated per
+//! event, appended to the durable log, answered only once durable.
+//!
+//! Refused events are appended too, flagged by nothing but their content:
+//! the pipeline's decode refuses them again, the same way, and files them in
+//! dead letters with the raw bytes and reason. So a 202 (or 400) answer and
+//! the dead-letter table always agree.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use serde::Serialize;
+use somaflow_pipeline::events::{BodyFormat, parse_event, split_body};
+use somaflow_pipeline::metrics::metrics;
+use somaflow_sources::log::LogError;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngestAnswer {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+const MEDIA_TYPES: &str =
+    "application/cloudevents+json, application/cloudevents-batch+json or application/x-ndjson";
+
+pub async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge {
+                limit: state.body_limit,
+            }
+        } else {
+            ApiError::bad_request("unreadable_body", e.body_text())
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType(format!("set Content-Type to {MEDIA_TYPES}"))
+        })?;
+    let format = BodyFormat::from_content_type(content_type, &body).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "Content-Type {content_type:?} is not accepted; use {MEDIA_TYPES}"
+        ))
+    })?;
+    let records = split_body(format, &body)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    if records.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body holds no events",
+        ));
+    }
+
+    let ingest_time_us = chrono::Utc::now().timestamp_micros();
+    let mut rejected = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        if let Err(e) = parse_event(record, ingest_time_us, &state.time_bounds) {
+            rejected.push(Rejection {
+                index,
+                error: e.to_string(),
+            });
+        }
+    }
+    let accepted = records.len() - rejected.len();
+    let payloads = records.iter().map(|r| share(&body, r)).collect();
+    state
+        .log
+        .append(ingest_time_us, payloads)
+        .await
+        .map_err(|e| match e {
+            LogError::RecordTooLarge { .. } => {
+                ApiError::bad_request("event_too_large", e.to_string())
+            }
+            e => ApiError::Unavailable {
+                message: format!("events were not stored: {e}"),
+                retry_after_secs: 1,
+            },
+        })?;
+    let m = metrics();
+    m.ingest_accepted.inc_by(accepted as u64);
+    m.ingest_rejected.inc_by(rejected.len() as u64);
+    let status = if accepted > 0 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok((status, Json(IngestAnswer { accepted, rejected })))
+}
+
+/// The record as a view into the body when it lies inside it (it always
+/// does: the splitter only borrows), a copy otherwise.
+fn share(body: &Bytes, record: &[u8]) -> Bytes {
+    let start = body.as_ptr() as usize;
+    let at = record.as_ptr() as usize;
+    if at >= start && at + record.len() <= start + body.len() {
+        body.slice_ref(record)
+    } else {
+        Bytes::copy_from_slice(record)
+    }
+}

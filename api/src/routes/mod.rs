@@ -1,0 +1,5 @@
+//! HTTP routes, one file per area.
+
+pub mod events;
+pub mod health;
+pub mod sql;

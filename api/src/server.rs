@@ -1,0 +1,80 @@
+//! The axum router and server: routes, body limit, request spans and
+//! HTTP metrics, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use somaflow_pipeline::metrics::{HttpLabels, RouteLabels, metrics};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, error_body};
+use crate::routes::{events, health, sql};
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.body_limit;
+    Router::new()
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/sql", post(sql::post_sql))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::prometheus))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(error_body(
+            "not_found",
+            &format!("no route for {uri}; see the README for the API"),
+        )),
+    )
+        .into_response()
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let m = metrics();
+    m.http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    response
+}
+
+/// Binds `listen`; fails with the address and reason when it cannot.
+pub async fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), ApiError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot listen on {listen}: {e}; is another somaflow running? set server.listen or SOMAFLOW_SERVER__LISTEN")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((listener, addr))
+}

@@ -1,0 +1,230 @@
+//! `dedup`: drops repeated `(tenant_id, source, event_id)` seen within a TTL
+//! (default 24 h, measured in ingest time so a replay decides the same way).
+//! The set of seen keys is checkpointed, so a restart neither lets a
+//! duplicate through nor drops a first occurrence.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{AsArray, BooleanArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use somaflow_pipeline::metrics::{NodeLabels, metrics};
+use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
+use xxhash_rust::xxh3::Xxh3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DedupError {
+    #[error("dedup state snapshot is corrupt: {0}")]
+    CorruptState(String),
+    #[error("table `{table}` has no usable `{column}` column")]
+    BadColumn {
+        table: &'static str,
+        column: &'static str,
+    },
+}
+
+pub struct Dedup {
+    node: String,
+    ttl_us: i64,
+    /// Key hash → ingest time after which the key is forgotten.
+    seen: HashMap<u128, i64>,
+    /// Newest ingest time seen; expiry is relative to it.
+    clock_us: i64,
+    last_sweep_us: i64,
+}
+
+fn key(tenant: &str, source: &str, id: &str) -> u128 {
+    let mut h = Xxh3::new();
+    // Length prefixes keep ("ab","c") and ("a","bc") apart.
+    for part in [tenant, source, id] {
+        h.update(&(part.len() as u32).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.digest128()
+}
+
+impl Dedup {
+    pub fn new(node: &str, ttl_secs: u64) -> Self {
+        Self {
+            node: node.to_string(),
+            ttl_us: (ttl_secs as i64).saturating_mul(1_000_000),
+            seen: HashMap::new(),
+            clock_us: i64::MIN,
+            last_sweep_us: i64::MIN,
+        }
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.seen.len()
+    }
+
+    fn sweep(&mut self) {
+        // Sweep at most every tenth of the TTL: amortised O(1) per event.
+        if self.clock_us.saturating_sub(self.last_sweep_us) < self.ttl_us / 10 {
+            return;
+        }
+        let now = self.clock_us;
+        self.seen.retain(|_, expires| *expires > now);
+        self.last_sweep_us = now;
+    }
+}
+
+#[async_trait]
+impl Operator for Dedup {
+    async fn process(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), NodeError> {
+        let rows = &batch.rows;
+        let table = batch.table;
+        let col = |column: &'static str| {
+            rows.column_by_name(column)
+                .ok_or(DedupError::BadColumn { table, column })
+        };
+        let (Some(tenant), Some(source), Some(id)) = (
+            col("tenant_id")?.as_string_opt::<i32>(),
+            col("source")?.as_string_opt::<i32>(),
+            col("event_id")?.as_string_opt::<i32>(),
+        ) else {
+            return Err(DedupError::BadColumn {
+                table,
+                column: "event_id",
+            }
+            .into());
+        };
+        let ingest = col("ingest_time")?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or(DedupError::BadColumn {
+                table,
+                column: "ingest_time",
+            })?;
+        let mut keep = Vec::with_capacity(rows.num_rows());
+        let mut dropped = 0u64;
+        for i in 0..rows.num_rows() {
+            let t = ingest.value(i);
+            self.clock_us = self.clock_us.max(t);
+            let k = key(tenant.value(i), source.value(i), id.value(i));
+            // Expiry is judged by the newest ingest time seen, as the sweep
+            // is, so whether a key is remembered never depends on sweep timing.
+            let fresh = match self.seen.get(&k) {
+                Some(expires) if *expires > self.clock_us => false,
+                _ => {
+                    self.seen.insert(k, t.saturating_add(self.ttl_us));
+                    true
+                }
+            };
+            dropped += u64::from(!fresh);
+            keep.push(fresh);
+        }
+        self.sweep();
+        if dropped == 0 {
+            out.emit(OUT, batch);
+            return Ok(());
+        }
+        metrics()
+            .duplicates_dropped
+            .get_or_create(&NodeLabels {
+                node: self.node.clone(),
+            })
+            .inc_by(dropped);
+        let filtered = filter_record_batch(rows, &BooleanArray::from(keep))?;
+        out.emit(OUT, Batch::new(table, filtered));
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, NodeError> {
+        let mut buf = Vec::with_capacity(16 + self.seen.len() * 24);
+        buf.extend_from_slice(&self.clock_us.to_le_bytes());
+        buf.extend_from_slice(&(self.seen.len() as u64).to_le_bytes());
+        for (k, expires) in &self.seen {
+            buf.extend_from_slice(&k.to_le_bytes());
+            buf.extend_from_slice(&expires.to_le_bytes());
+        }
+        Ok(Some(buf))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
+        let corrupt = |why: &str| DedupError::CorruptState(why.to_string());
+        if state.len() < 16 {
+            return Err(corrupt("shorter than its header").into());
+        }
+        let (header, body) = state.split_at(16);
+        let clock = i64::from_le_bytes(header[..8].try_into().map_err(|_| corrupt("header"))?);
+        let n = u64::from_le_bytes(header[8..].try_into().map_err(|_| corrupt("header"))?) as usize;
+        if body.len() != n * 24 {
+            return Err(corrupt(&format!("{} bytes for {n} keys", body.len())).into());
+        }
+        self.seen = HashMap::with_capacity(n);
+        for entry in body.chunks_exact(24) {
+            let k = u128::from_le_bytes(entry[..16].try_into().map_err(|_| corrupt("key"))?);
+            let e = i64::from_le_bytes(entry[16..].try_into().map_err(|_| corrupt("expiry"))?);
+            self.seen.insert(k, e);
+        }
+        self.clock_us = clock;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{
+        Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use std::sync::Arc;
+
+    fn batch(ids: &[&str], ingest_us: i64) -> Batch {
+        let n = ids.len();
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            ("event_id", Arc::new(StringArray::from(ids.to_vec()))),
+            ("tenant_id", Arc::new(StringArray::from(vec!["t"; n]))),
+            ("source", Arc::new(StringArray::from(vec!["s"; n]))),
+            (
+                "ingest_time",
+                Arc::new(TimestampMicrosecondArray::from(vec![ingest_us; n]).with_timezone("UTC")),
+            ),
+        ];
+        Batch::new("conversations", RecordBatch::try_from_iter(cols).unwrap())
+    }
+
+    async fn ids_out(op: &mut Dedup, b: Batch) -> Vec<String> {
+        let mut out = Emitter::default();
+        op.process(b, &mut out).await.unwrap();
+        out.take()
+            .iter()
+            .flat_map(|(_, b)| {
+                let c = b
+                    .rows
+                    .column_by_name("event_id")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone();
+                (0..c.len())
+                    .map(move |i| c.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn drops_repeats_within_and_across_batches_until_the_ttl() {
+        let mut op = Dedup::new("dedup", 60);
+        assert_eq!(
+            ids_out(&mut op, batch(&["a", "b", "a"], 0)).await,
+            ["a", "b"]
+        );
+        assert_eq!(ids_out(&mut op, batch(&["b", "c"], 1_000_000)).await, ["c"]);
+        // After the TTL the key is new again.
+        assert_eq!(ids_out(&mut op, batch(&["a"], 61_000_000)).await, ["a"]);
+    }
+
+    #[tokio::test]
+    async fn state_survives_snapshot_and_restore() {
+        let mut op = Dedup::new("dedup", 3600);
+        ids_out(&mut op, batch(&["a", "b"], 5)).await;
+        let state = op.snapshot().unwrap().unwrap();
+        let mut restored = Dedup::new("dedup", 3600);
+        restored.restore(&state).unwrap();
+        assert_eq!(restored.tracked_keys(), 2);
+        assert_eq!(ids_out(&mut restored, batch(&["a", "z"], 10)).await, ["z"]);
+        assert!(restored.restore(&state[..20]).is_err());
+    }
+}

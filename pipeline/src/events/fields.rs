@@ -1,0 +1,374 @@
+//! Field specs and a single-pass JSON object reader driven by them.
+//!
+//! Each event kind is described by data (a list of [`FieldSpec`]) instead of a
+//! hand-written struct, so parsing, validation, Arrow schema and column
+//! building stay in step for all kinds. Reading is zero-copy where the JSON
+//! string has no escapes, and a wrong type is reported with the field's name.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::decimal::parse_decimal;
+
+/// The type a field must have, and how strict to be about it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldType {
+    /// Required, non-empty string.
+    Str,
+    /// Optional string (missing or `null` allowed).
+    OptStr,
+    /// Required string from a closed set of values.
+    Enum(&'static [&'static str]),
+    /// Required integer ≥ 0.
+    Count,
+    /// Required integer, any sign.
+    Int,
+    /// Optional number.
+    OptFloat,
+    /// Required exact decimal (JSON number or string), scale 9.
+    Decimal,
+    /// Optional exact decimal.
+    OptDecimal,
+    /// Any JSON value, kept raw (the CloudEvents `data` member).
+    Raw,
+}
+
+impl FieldType {
+    pub fn required(self) -> bool {
+        !matches!(
+            self,
+            FieldType::OptStr | FieldType::OptFloat | FieldType::OptDecimal
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub ty: FieldType,
+}
+
+pub const fn field(name: &'static str, ty: FieldType) -> FieldSpec {
+    FieldSpec { name, ty }
+}
+
+/// A parsed value, typed by its [`FieldType`].
+#[derive(Debug, Clone)]
+pub enum FieldValue<'a> {
+    Missing,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Float(f64),
+    /// Scaled by 10^9.
+    Decimal(i128),
+    Raw(&'a RawValue),
+}
+
+impl PartialEq for FieldValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use FieldValue::*;
+        match (self, other) {
+            (Missing, Missing) => true,
+            (Str(a), Str(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Decimal(a), Decimal(b)) => a == b,
+            (Raw(a), Raw(b)) => a.get() == b.get(),
+            _ => false,
+        }
+    }
+}
+
+impl<'a> FieldValue<'a> {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            FieldValue::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// Where a field failed: its name and the reason.
+#[derive(Debug)]
+pub struct FieldFailure {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// Reads a JSON object, keeping the fields named in `specs` (in spec order)
+/// and skipping the others. Missing fields stay [`FieldValue::Missing`];
+/// presence of required ones is checked by [`check_required`].
+pub fn read_object<'a>(
+    json: &'a [u8],
+    specs: &'static [FieldSpec],
+) -> Result<Vec<FieldValue<'a>>, ObjectError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let seed = ObjectSeed { specs };
+    let out = seed.deserialize(&mut de).map_err(|e| classify(e, specs))?;
+    de.end().map_err(|e| ObjectError::Syntax(e.to_string()))?;
+    out.map_err(ObjectError::Field)
+}
+
+/// Reading an object failed: bad JSON, not an object, or a bad field.
+#[derive(Debug)]
+pub enum ObjectError {
+    Syntax(String),
+    NotObject(String),
+    Field(FieldFailure),
+}
+
+fn classify(e: serde_json::Error, specs: &'static [FieldSpec]) -> ObjectError {
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix(FIELD_MARK) {
+        // The visitor encodes "index\u{1}reason" so the field survives serde's error type.
+        if let Some((index, reason)) = rest.split_once('\u{1}')
+            && let Some(spec) = index.parse::<usize>().ok().and_then(|i| specs.get(i))
+        {
+            return ObjectError::Field(FieldFailure {
+                field: spec.name,
+                reason: strip_position(reason),
+            });
+        }
+    }
+    if e.is_syntax() || e.is_eof() {
+        ObjectError::Syntax(msg)
+    } else {
+        ObjectError::NotObject(msg)
+    }
+}
+
+const FIELD_MARK: &str = "\u{2}field:";
+
+fn strip_position(reason: &str) -> String {
+    match reason.find(" at line ") {
+        Some(i) => reason[..i].to_string(),
+        None => reason.to_string(),
+    }
+}
+
+struct ObjectSeed {
+    specs: &'static [FieldSpec],
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed {
+    type Value = Result<Vec<FieldValue<'de>>, FieldFailure>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(ObjectVisitor { specs: self.specs })
+    }
+}
+
+struct ObjectVisitor {
+    specs: &'static [FieldSpec],
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Result<Vec<FieldValue<'de>>, FieldFailure>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values = vec![FieldValue::Missing; self.specs.len()];
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.specs.iter().position(|s| s.name == key) {
+                Some(i) => {
+                    let spec = self.specs[i];
+                    values[i] = map.next_value_seed(ValueSeed { spec, index: i })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Ok(values))
+    }
+}
+
+struct ValueSeed {
+    spec: FieldSpec,
+    index: usize,
+}
+
+fn field_error<E: de::Error>(index: usize, reason: impl fmt::Display) -> E {
+    E::custom(format!("{FIELD_MARK}{index}\u{1}{reason}"))
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = FieldValue<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let (spec, index) = (self.spec, self.index);
+        match spec.ty {
+            // Capturing a raw value fails only on broken JSON: left as a
+            // syntax error, not blamed on the field.
+            FieldType::Raw => Ok(FieldValue::Raw(
+                <&'de RawValue as serde::Deserialize>::deserialize(d)?,
+            )),
+            FieldType::Decimal | FieldType::OptDecimal => {
+                let raw = <&'de RawValue as serde::Deserialize>::deserialize(d)?;
+                let text = raw.get();
+                if text == "null" {
+                    return Ok(FieldValue::Missing);
+                }
+                let text = text
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .unwrap_or(text);
+                parse_decimal(text)
+                    .map(FieldValue::Decimal)
+                    .map_err(|reason| field_error(index, reason))
+            }
+            _ => d.deserialize_any(ScalarVisitor { spec, index }),
+        }
+    }
+}
+
+struct ScalarVisitor {
+    spec: FieldSpec,
+    index: usize,
+}
+
+impl ScalarVisitor {
+    fn expected(&self) -> &'static str {
+        match self.spec.ty {
+            FieldType::Str | FieldType::Enum(_) => "expected a string",
+            FieldType::OptStr => "expected a string or null",
+            FieldType::Count => "expected a non-negative integer",
+            FieldType::Int => "expected an integer",
+            FieldType::OptFloat => "expected a number or null",
+            _ => "unexpected value",
+        }
+    }
+
+    fn wrong<E: de::Error>(&self, got: &str) -> E {
+        field_error(self.index, format!("{}, got {got}", self.expected()))
+    }
+
+    fn int<E: de::Error>(self, v: i64) -> Result<FieldValue<'static>, E> {
+        match self.spec.ty {
+            FieldType::Count if v < 0 => Err(field_error(
+                self.index,
+                format!("must not be negative, got {v}"),
+            )),
+            FieldType::Count | FieldType::Int => Ok(FieldValue::Int(v)),
+            FieldType::OptFloat => Ok(FieldValue::Float(v as f64)),
+            _ => Err(self.wrong("a number")),
+        }
+    }
+
+    fn string<'a, E: de::Error>(self, s: Cow<'a, str>) -> Result<FieldValue<'a>, E> {
+        match self.spec.ty {
+            FieldType::Str | FieldType::OptStr => Ok(FieldValue::Str(s)),
+            FieldType::Enum(allowed) => {
+                if allowed.contains(&s.as_ref()) {
+                    Ok(FieldValue::Str(s))
+                } else {
+                    Err(field_error(
+                        self.index,
+                        format!("must be one of {}, got {s:?}", allowed.join("/")),
+                    ))
+                }
+            }
+            _ => Err(self.wrong("a string")),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = FieldValue<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expected())
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        self.string(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.string(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        self.string(Cow::Owned(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.int(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.int(v),
+            Err(_) => Err(field_error(self.index, format!("{v} is too large"))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        match self.spec.ty {
+            FieldType::OptFloat => Ok(FieldValue::Float(v)),
+            _ => Err(self.wrong(&format!("the number {v}"))),
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(self.wrong("a boolean"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        if self.spec.ty.required() {
+            Err(self.wrong("null"))
+        } else {
+            Ok(FieldValue::Missing)
+        }
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.wrong("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.wrong("an object"))
+    }
+}
+
+/// Fails on the first required field that is missing or an empty string.
+pub fn check_required(specs: &[FieldSpec], values: &[FieldValue<'_>]) -> Result<(), FieldFailure> {
+    for (spec, value) in specs.iter().zip(values) {
+        if !spec.ty.required() {
+            continue;
+        }
+        match value {
+            FieldValue::Missing => {
+                return Err(FieldFailure {
+                    field: spec.name,
+                    reason: "is required".into(),
+                });
+            }
+            FieldValue::Str(s) if s.is_empty() => {
+                return Err(FieldFailure {
+                    field: spec.name,
+                    reason: "must not be empty".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

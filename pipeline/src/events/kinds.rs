@@ -1,0 +1,170 @@
+//! The six event kinds of the platform (DESIGN §3): CloudEvents `type`,
+//! table name and the fields of `data`, one declaration each.
+
+use super::fields::{FieldSpec, FieldType::*, FieldValue, field};
+
+/// One kind of platform event; each has its own table and Arrow schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Conversation,
+    PolicyDecision,
+    CapsuleRun,
+    WorkflowStep,
+    MarketplaceTx,
+    Billing,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Conversation,
+        EventKind::PolicyDecision,
+        EventKind::CapsuleRun,
+        EventKind::WorkflowStep,
+        EventKind::MarketplaceTx,
+        EventKind::Billing,
+    ];
+
+    /// The CloudEvents `type` attribute.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            EventKind::Conversation => "soma.conversation.v1",
+            EventKind::PolicyDecision => "soma.policy_decision.v1",
+            EventKind::CapsuleRun => "soma.capsule_run.v1",
+            EventKind::WorkflowStep => "soma.workflow_step.v1",
+            EventKind::MarketplaceTx => "soma.marketplace_tx.v1",
+            EventKind::Billing => "soma.billing.v1",
+        }
+    }
+
+    /// The table (lake folder, ClickHouse table, SQL name).
+    pub fn table(self) -> &'static str {
+        match self {
+            EventKind::Conversation => "conversations",
+            EventKind::PolicyDecision => "policy_decisions",
+            EventKind::CapsuleRun => "capsule_executions",
+            EventKind::WorkflowStep => "workflow_executions",
+            EventKind::MarketplaceTx => "marketplace_transactions",
+            EventKind::Billing => "billing_events",
+        }
+    }
+
+    pub fn from_type_name(name: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.type_name() == name)
+    }
+
+    pub fn from_table(table: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.table() == table)
+    }
+
+    /// The fields of `data`, in column order.
+    pub fn fields(self) -> &'static [FieldSpec] {
+        match self {
+            EventKind::Conversation => CONVERSATION,
+            EventKind::PolicyDecision => POLICY_DECISION,
+            EventKind::CapsuleRun => CAPSULE_RUN,
+            EventKind::WorkflowStep => WORKFLOW_STEP,
+            EventKind::MarketplaceTx => MARKETPLACE_TX,
+            EventKind::Billing => BILLING,
+        }
+    }
+
+    /// Rules between fields that a per-field type cannot express.
+    pub fn check(self, values: &[FieldValue<'_>]) -> Result<(), (&'static str, String)> {
+        if self != EventKind::Conversation {
+            return Ok(());
+        }
+        let get = |name: &str| {
+            CONVERSATION
+                .iter()
+                .position(|f| f.name == name)
+                .and_then(|i| values[i].as_int())
+                .unwrap_or(0)
+        };
+        // OpenAI usage convention: totals include their cached/reasoning parts.
+        let (input, cached) = (get("input_tokens"), get("cached_input_tokens"));
+        if cached > input {
+            return Err((
+                "cached_input_tokens",
+                format!(
+                    "{cached} exceeds input_tokens {input}; input_tokens must include cached tokens"
+                ),
+            ));
+        }
+        let (output, reasoning) = (get("output_tokens"), get("reasoning_tokens"));
+        if reasoning > output {
+            return Err((
+                "reasoning_tokens",
+                format!(
+                    "{reasoning} exceeds output_tokens {output}; output_tokens must include reasoning tokens"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const CONVERSATION: &[FieldSpec] = &[
+    field("user_id", Str),
+    field("session_id", Str),
+    field("capsule_id", OptStr),
+    field("provider", Str),
+    field("model", Str),
+    field("input_tokens", Count),
+    field("output_tokens", Count),
+    field("cached_input_tokens", Count),
+    field("reasoning_tokens", Count),
+    field("latency_ms", Count),
+    field("status", Str),
+    field("message", OptStr),
+];
+
+const POLICY_DECISION: &[FieldSpec] = &[
+    field("user_id", Str),
+    field("policy_id", Str),
+    field("action", Str),
+    field("resource", Str),
+    field("decision", Enum(&["allow", "deny", "redact"])),
+    field("reason", OptStr),
+    field("eval_us", Count),
+];
+
+const CAPSULE_RUN: &[FieldSpec] = &[
+    field("capsule_id", Str),
+    field("capsule_version", Str),
+    field("run_id", Str),
+    field("agent_id", Str),
+    field("status", Str),
+    field("duration_ms", Count),
+    field("tokens", Count),
+    field("cost_usd", OptDecimal),
+];
+
+const WORKFLOW_STEP: &[FieldSpec] = &[
+    field("workflow_id", Str),
+    field("run_id", Str),
+    field("step_id", Str),
+    field("step_type", Str),
+    field("status", Str),
+    field("agent_pool", Str),
+    field("attempt", Count),
+    field("duration_ms", Count),
+    field("quality_score", OptFloat),
+];
+
+const MARKETPLACE_TX: &[FieldSpec] = &[
+    field("capsule_id", Str),
+    field("author_id", Str),
+    field(
+        "tx_type",
+        Enum(&["purchase", "install", "refund", "payout"]),
+    ),
+    field("amount_cents", Int),
+    field("currency", Str),
+];
+
+const BILLING: &[FieldSpec] = &[
+    field("meter", Str),
+    field("quantity", Decimal),
+    field("unit", Str),
+    field("idempotency_key", OptStr),
+];

@@ -1,0 +1,119 @@
+//! Arrow schemas: one per event kind, plus raw records and dead letters.
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::decimal::{DECIMAL_PRECISION, DECIMAL_SCALE};
+use super::fields::FieldType;
+use super::kinds::EventKind;
+
+/// Internal table of undecoded records read from a source.
+pub const RAW_TABLE: &str = "_raw";
+/// Lake folder of dead letters (`lake/_dead_letters/`); SQL name `dead_letters`.
+pub const DEAD_LETTERS_TABLE: &str = "_dead_letters";
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+pub fn decimal_type() -> DataType {
+    DataType::Decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
+}
+
+/// Columns every event row starts with, before its kind's `data` fields.
+pub fn common_fields() -> Vec<Field> {
+    vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("tenant_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("event_time", timestamp_type(), false),
+        Field::new("ingest_time", timestamp_type(), false),
+        Field::new("source_topic", DataType::Utf8, false),
+        Field::new("source_partition", DataType::Int32, false),
+        Field::new("source_offset", DataType::Int64, false),
+    ]
+}
+
+pub fn column_type(ty: FieldType) -> DataType {
+    match ty {
+        FieldType::Str | FieldType::OptStr | FieldType::Enum(_) | FieldType::Raw => DataType::Utf8,
+        FieldType::Count | FieldType::Int => DataType::Int64,
+        FieldType::OptFloat => DataType::Float64,
+        FieldType::Decimal | FieldType::OptDecimal => decimal_type(),
+    }
+}
+
+/// The Arrow schema of a kind's table.
+pub fn kind_schema(kind: EventKind) -> SchemaRef {
+    static SCHEMAS: OnceLock<Vec<SchemaRef>> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| {
+        EventKind::ALL
+            .iter()
+            .map(|k| {
+                let mut fields = common_fields();
+                fields.extend(
+                    k.fields()
+                        .iter()
+                        .map(|f| Field::new(f.name, column_type(f.ty), !f.ty.required())),
+                );
+                Arc::new(Schema::new(fields))
+            })
+            .collect()
+    });
+    all[kind as usize].clone()
+}
+
+/// Undecoded records as a source reads them.
+pub fn raw_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("payload", DataType::Binary, false),
+                Field::new("ingest_time", timestamp_type(), false),
+                Field::new("source_topic", DataType::Utf8, false),
+                Field::new("source_partition", DataType::Int32, false),
+                Field::new("source_offset", DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// A record that could not be processed: raw bytes, where it came from, why.
+pub fn dead_letter_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("tenant_id", DataType::Utf8, true),
+                Field::new("event_id", DataType::Utf8, true),
+                Field::new("stage", DataType::Utf8, false),
+                Field::new("reason", DataType::Utf8, false),
+                Field::new("raw", DataType::Binary, false),
+                Field::new("ingest_time", timestamp_type(), false),
+                Field::new("source_topic", DataType::Utf8, false),
+                Field::new("source_partition", DataType::Int32, false),
+                Field::new("source_offset", DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// Schema of a table the engine writes, by table name.
+pub fn table_schema(table: &str) -> Option<SchemaRef> {
+    match table {
+        DEAD_LETTERS_TABLE => Some(dead_letter_schema()),
+        RAW_TABLE => Some(raw_schema()),
+        other => EventKind::from_table(other).map(kind_schema),
+    }
+}
+
+/// The column a table's rows are placed in time by (lake partitions, sort).
+pub fn time_column(table: &str) -> &'static str {
+    if table == DEAD_LETTERS_TABLE {
+        "ingest_time"
+    } else {
+        "event_time"
+    }
+}

@@ -1,0 +1,210 @@
+//! Prometheus metrics of the whole process, in one registry.
+//!
+//! One process runs one pipeline, so the registry is global (as a
+//! `metrics` recorder would be); every stage records into it and
+//! `GET /metrics` encodes it.
+
+use std::sync::{Mutex, OnceLock};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeTableLabels {
+    pub node: String,
+    pub table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLetterLabels {
+    pub node: String,
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~50 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// Every metric somaflow exports.
+pub struct Metrics {
+    pub events_in: Family<NodeLabels, Counter>,
+    pub events_out: Family<NodeTableLabels, Counter>,
+    pub dead_letters: Family<DeadLetterLabels, Counter>,
+    pub duplicates_dropped: Family<NodeLabels, Counter>,
+    pub channel_queued_rows: Family<NodeLabels, Gauge>,
+    pub checkpoint_duration: Histogram,
+    pub checkpoints_completed: Counter,
+    pub checkpoint_failures: Counter,
+    pub last_checkpoint_epoch: Gauge,
+    pub sink_flush_duration: HistogramFamily<NodeLabels>,
+    pub sink_rows_committed: Family<NodeTableLabels, Counter>,
+    pub log_append_duration: Histogram,
+    pub log_end_offset: Gauge,
+    pub log_read_offset: Gauge,
+    pub ingest_accepted: Counter,
+    pub ingest_rejected: Counter,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    registry: Mutex<Registry>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let m = Metrics {
+            events_in: Family::default(),
+            events_out: Family::default(),
+            dead_letters: Family::default(),
+            duplicates_dropped: Family::default(),
+            channel_queued_rows: Family::default(),
+            checkpoint_duration: latency_histogram(),
+            checkpoints_completed: Counter::default(),
+            checkpoint_failures: Counter::default(),
+            last_checkpoint_epoch: Gauge::default(),
+            sink_flush_duration: Family::new_with_constructor(latency_histogram),
+            sink_rows_committed: Family::default(),
+            log_append_duration: latency_histogram(),
+            log_end_offset: Gauge::default(),
+            log_read_offset: Gauge::default(),
+            ingest_accepted: Counter::default(),
+            ingest_rejected: Counter::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            registry: Mutex::new(Registry::with_prefix("somaflow")),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register("events_in", "Rows received per node", m.events_in.clone());
+            r.register(
+                "events_out",
+                "Rows emitted per node and table",
+                m.events_out.clone(),
+            );
+            r.register(
+                "dead_letters",
+                "Records sent to dead letters, per node and stage",
+                m.dead_letters.clone(),
+            );
+            r.register(
+                "duplicates_dropped",
+                "Repeated events dropped by dedup",
+                m.duplicates_dropped.clone(),
+            );
+            r.register(
+                "channel_queued_rows",
+                "Rows waiting on a node's inputs (backpressure)",
+                m.channel_queued_rows.clone(),
+            );
+            r.register(
+                "checkpoint_duration_seconds",
+                "Barrier injection to commit",
+                m.checkpoint_duration.clone(),
+            );
+            r.register(
+                "checkpoints_completed",
+                "Checkpoints made durable and committed",
+                m.checkpoints_completed.clone(),
+            );
+            r.register(
+                "checkpoint_failures",
+                "Checkpoints that failed",
+                m.checkpoint_failures.clone(),
+            );
+            r.register(
+                "last_checkpoint_epoch",
+                "Epoch of the newest complete checkpoint",
+                m.last_checkpoint_epoch.clone(),
+            );
+            r.register(
+                "sink_flush_duration_seconds",
+                "Time a sink took to flush and stage at a barrier",
+                m.sink_flush_duration.clone(),
+            );
+            r.register(
+                "sink_rows_committed",
+                "Rows published by a sink's commit",
+                m.sink_rows_committed.clone(),
+            );
+            r.register(
+                "log_append_duration_seconds",
+                "Durable append (write + fsync) of the embedded log",
+                m.log_append_duration.clone(),
+            );
+            r.register(
+                "log_end_offset",
+                "Next offset the embedded log will assign",
+                m.log_end_offset.clone(),
+            );
+            r.register(
+                "log_read_offset",
+                "Next offset the pipeline will read from the embedded log",
+                m.log_read_offset.clone(),
+            );
+            r.register(
+                "ingest_accepted",
+                "Events accepted by POST /v1/events",
+                m.ingest_accepted.clone(),
+            );
+            r.register(
+                "ingest_rejected",
+                "Events rejected by POST /v1/events",
+                m.ingest_rejected.clone(),
+            );
+            r.register(
+                "http_requests",
+                "HTTP requests by route, method and status",
+                m.http_requests.clone(),
+            );
+            r.register(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+                m.http_duration.clone(),
+            );
+        }
+        m
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+pub fn node(node: &str) -> NodeLabels {
+    NodeLabels {
+        node: node.to_string(),
+    }
+}

@@ -1,0 +1,21 @@
+//! The dataflow runtime (DESIGN §4): traits, messages, row-counted channels,
+//! graph planning, task loops, and starting a pipeline.
+
+mod channel;
+mod error;
+mod graph;
+mod inputs;
+mod message;
+mod run;
+mod status;
+mod tasks;
+mod traits;
+
+pub use channel::{ChannelClosed, RowReceiver, RowSender, row_channel};
+pub use error::PipelineError;
+pub use graph::{PlannedNode, Registry, plan};
+pub use inputs::{InputEvent, Inputs};
+pub use message::{Batch, Message, Watermark};
+pub use run::{RunningPipeline, start};
+pub use status::PipelineStatus;
+pub use traits::{Committer, Emitter, Node, NodeError, OUT, Operator, Sink, Source, SourcePoll};

@@ -1,0 +1,143 @@
+//! Reads the embedded log in batches of raw records, remembers the next
+//! offset for checkpoints, and drops segments below a committed checkpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use serde::{Deserialize, Serialize};
+use somaflow_pipeline::checkpoint::NodeCheckpoint;
+use somaflow_pipeline::events::schema::{RAW_TABLE, raw_schema};
+use somaflow_pipeline::metrics::metrics;
+use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Source, SourcePoll};
+use tracing::debug;
+
+use crate::log::{DurableLog, LogReader, LogRecord};
+
+/// `source_topic` of rows read from the embedded log.
+pub const LOG_TOPIC: &str = "log";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Position {
+    offset: u64,
+}
+
+pub struct LocalLogSource {
+    log: DurableLog,
+    reader: Option<LogReader>,
+    batch_rows: usize,
+    buf: Vec<LogRecord>,
+}
+
+impl LocalLogSource {
+    pub fn new(log: DurableLog, batch_rows: usize) -> Self {
+        Self {
+            log,
+            reader: None,
+            batch_rows,
+            buf: Vec::with_capacity(batch_rows),
+        }
+    }
+
+    fn to_batch(records: &[LogRecord]) -> Result<RecordBatch, NodeError> {
+        let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
+        let mut payload = BinaryBuilder::with_capacity(records.len(), bytes);
+        for r in records {
+            payload.append_value(&r.payload);
+        }
+        let n = records.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(payload.finish()),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    records.iter().map(|r| r.ingest_time_us),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                LOG_TOPIC, n,
+            ))),
+            Arc::new(Int32Array::from(vec![0; n])),
+            Arc::new(Int64Array::from_iter_values(
+                records.iter().map(|r| r.offset as i64),
+            )),
+        ];
+        Ok(RecordBatch::try_new(raw_schema(), columns)?)
+    }
+}
+
+#[async_trait]
+impl Source for LocalLogSource {
+    async fn restore(&mut self, position: Option<&serde_json::Value>) -> Result<(), NodeError> {
+        let from = match position {
+            Some(v) => serde_json::from_value::<Position>(v.clone())?.offset,
+            None => self.log.first_offset(),
+        };
+        debug!(from, "log source seeks");
+        self.reader = Some(self.log.reader(from)?);
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<SourcePoll, NodeError> {
+        let reader = match self.reader.as_mut() {
+            Some(r) => r,
+            None => self
+                .reader
+                .insert(self.log.reader(self.log.first_offset())?),
+        };
+        self.buf.clear();
+        if reader.read(self.batch_rows, &mut self.buf)? == 0 {
+            reader.wait(Duration::from_millis(100)).await;
+            return Ok(SourcePoll::Idle);
+        }
+        metrics().log_read_offset.set(reader.next_offset() as i64);
+        Ok(SourcePoll::Batch(Batch::new(
+            RAW_TABLE,
+            Self::to_batch(&self.buf)?,
+        )))
+    }
+
+    fn position(&self) -> serde_json::Value {
+        let offset = self.reader.as_ref().map_or(0, |r| r.next_offset());
+        serde_json::json!({ "offset": offset })
+    }
+
+    fn caught_up(&self) -> bool {
+        self.reader
+            .as_ref()
+            .is_some_and(|r| r.next_offset() >= self.log.end_offset())
+    }
+
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        Some(Arc::new(LogRetention {
+            log: self.log.clone(),
+        }))
+    }
+}
+
+/// Deletes log segments that a complete checkpoint no longer needs.
+struct LogRetention {
+    log: DurableLog,
+}
+
+#[async_trait]
+impl Committer for LogRetention {
+    async fn commit(&self, _epoch: u64, checkpoint: &NodeCheckpoint) -> Result<(), NodeError> {
+        if let Some(p) = &checkpoint.position {
+            let offset = serde_json::from_value::<Position>(p.clone())?.offset;
+            let deleted = self.log.delete_below(offset)?;
+            if deleted > 0 {
+                debug!(deleted, below = offset, "log segments deleted");
+            }
+        }
+        Ok(())
+    }
+
+    async fn recover(&self, _checkpoint: Option<&NodeCheckpoint>) -> Result<(), NodeError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The `somaflow` command line: parses arguments and calls into the crates.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use somaflow_api::app;
+use somaflow_pipeline::Config;
+
+// glibc's per-thread arenas kept freed batch memory resident and RSS crept up
+// with every row processed; mimalloc returns it (see tests/it/backpressure.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "somaflow",
+    version,
+    about = "Streaming dataflow engine for AI-agent platform events"
+)]
+struct Cli {
+    /// Config file (TOML). Default: config/local.toml when it exists, else built-in defaults.
+    #[arg(long, short, global = true, env = "SOMAFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded node: HTTP ingest, durable log, pipeline, lake.
+    Run,
+    /// Run the embedded node with generated platform traffic and live progress.
+    Demo {
+        /// Events per second to generate.
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 300)]
+        tenants: usize,
+        /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C.
+        #[arg(long, value_parser = humantime_duration)]
+        duration: Option<Duration>,
+        /// Checkpoint (commit) interval, shorter than `run`'s so rows visibly land.
+        #[arg(long, default_value = "2s", value_parser = humantime_duration)]
+        checkpoint_interval: Duration,
+    },
+    /// Query the lake with SQL and print the result.
+    Sql {
+        query: String,
+        /// table, csv or json
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Post generated platform traffic to a somaflow server.
+    Produce {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        to: String,
+        /// Events per second (default: as fast as accepted).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long, value_parser = humantime_duration)]
+        duration: Option<Duration>,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 300)]
+        tenants: usize,
+        /// Date events over the last N days with daily/weekly seasonality.
+        #[arg(long)]
+        history_days: Option<u32>,
+        /// Print the final report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure pipeline and HTTP ingest throughput on this machine.
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 500_000)]
+        http_events: usize,
+        #[arg(long, default_value_t = 500)]
+        http_batch: usize,
+        #[arg(long, default_value_t = 8)]
+        http_concurrency: usize,
+        /// Scratch folder (removed afterwards).
+        #[arg(long, default_value = "./data")]
+        dir: PathBuf,
+    },
+}
+
+/// `30s`, `5m`, `2h`, `1500ms` or plain seconds.
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s or 5m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = path.or_else(|| {
+        let default = PathBuf::from("config/local.toml");
+        default.exists().then_some(default)
+    });
+    Config::load(path.as_deref(), std::env::vars()).context("invalid configuration")
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole cause chain on one line, without a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run => {
+            app::telemetry::init("info");
+            let config = load_config(cli.config)?;
+            app::EmbeddedNode::start(&config)
+                .await?
+                .run_until_signal()
+                .await
+        }
+        Command::Demo {
+            rate,
+            seed,
+            tenants,
+            duration,
+            checkpoint_interval,
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::demo::run(
+                &config,
+                app::demo::DemoArgs {
+                    rate,
+                    seed,
+                    tenants,
+                    duration,
+                    checkpoint_interval,
+                },
+            )
+            .await
+        }
+        Command::Sql { query, format } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::sql::run(&config, &query, &format).await
+        }
+        Command::Produce {
+            to,
+            rate,
+            count,
+            duration,
+            batch,
+            concurrency,
+            seed,
+            tenants,
+            history_days,
+            json,
+        } => {
+            app::telemetry::init("warn");
+            let report = app::produce::run(app::produce::ProduceArgs {
+                to,
+                rate,
+                count,
+                duration,
+                batch,
+                concurrency,
+                seed,
+                tenants,
+                history_days,
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                eprintln!(
+                    "done: {} records ({} valid, {} duplicates, {} malformed); {} accepted, {} rejected in {:.1}s",
+                    report.stats.emitted,
+                    report.stats.valid,
+                    report.stats.duplicates,
+                    report.stats.malformed,
+                    report.accepted,
+                    report.rejected,
+                    report.elapsed_secs
+                );
+            }
+            Ok(())
+        }
+        Command::Bench {
+            events,
+            http_events,
+            http_batch,
+            http_concurrency,
+            dir,
+        } => {
+            app::telemetry::init("warn");
+            app::bench::run(app::bench::BenchArgs {
+                events,
+                http_events,
+                http_batch,
+                http_concurrency,
+                dir,
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the `somaflow` binary: real processes, real HTTP,
+//! real files. One test binary for the whole crate keeps linking cheap.
+
+mod backpressure;
+mod bad_input;
+mod crash;
+mod roundtrip;
+mod shutdown;
+mod support;
