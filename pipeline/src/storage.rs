@@ -81,8 +81,51 @@ impl StorageLocation {
 
     /// URL of a folder below the prefix, as DataFusion's listing tables want it.
     pub fn folder_url(&self, relative: &str) -> String {
-        let base = self.store_url.as_str().trim_end_matches('/');
-        let path = self.path(relative);
-        format!("{base}/{path}/")
+        let base = self.store_url.as_str();
+        let sep = if base.ends_with('/') { "" } else { "/" };
+        format!("{base}{sep}{}/", self.path(relative))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_become_absolute_file_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join("lake");
+        let loc = StorageLocation::parse(lake.to_str().unwrap()).unwrap();
+        assert!(lake.is_dir(), "a missing local folder is created");
+        assert_eq!(loc.store_url.as_str(), "file:///");
+        let expected = format!(
+            "file://{}/conversations/",
+            lake.canonicalize().unwrap().display()
+        );
+        assert_eq!(loc.folder_url("conversations"), expected);
+        assert_eq!(
+            loc.path("a/b").as_ref(),
+            format!("{}/a/b", loc.prefix.as_ref())
+        );
+    }
+
+    #[test]
+    fn s3_urls_need_only_configuration() {
+        // Building the client makes no request; region and credentials come
+        // from the environment when it runs for real.
+        let loc = StorageLocation::parse("s3://soma-lake/prod/events").unwrap();
+        assert_eq!(loc.store_url.as_str(), "s3://soma-lake");
+        assert_eq!(loc.prefix.as_ref(), "prod/events");
+        assert_eq!(
+            loc.folder_url("billing_events"),
+            "s3://soma-lake/prod/events/billing_events/"
+        );
+        assert!(StorageLocation::parse("s3:///nobucket").is_err());
+        assert!(
+            StorageLocation::parse("gs://elsewhere/x")
+                .unwrap_err()
+                .to_string()
+                .contains("s3://")
+        );
     }
 }

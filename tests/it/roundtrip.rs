@@ -112,6 +112,36 @@ async fn generated_events_come_back_with_exact_counts_and_sums() {
         unexplained, 0,
         "dead letters keep their raw bytes and a reason"
     );
+    // The metrics tell the same story.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} not in /metrics"))
+    };
+    assert_eq!(
+        value(r#"somaflow_dead_letters_total{node="decode",stage="decode"}"#),
+        stats.malformed as f64
+    );
+    assert_eq!(
+        value(r#"somaflow_duplicates_dropped_total{node="dedup"}"#),
+        stats.duplicates as f64
+    );
+    assert_eq!(
+        value(r#"somaflow_events_in_total{node="decode"}"#),
+        stats.emitted as f64
+    );
+    assert!(value("somaflow_checkpoint_duration_seconds_count") >= 1.0);
+    assert!(value(r#"somaflow_sink_flush_duration_seconds_count{node="lake"}"#) >= 1.0);
+
     // Partitions are columns, and event times spread over the history window.
     let days = sql_number(&base, "SELECT count(DISTINCT date) FROM conversations").await;
     assert!(
