@@ -8,15 +8,20 @@
 #   scripts/services.sh stop    [SERVICE…]
 #   scripts/services.sh status  [SERVICE…]
 #
-# Services: redis (Debian redis-server, port 16379).
-# The Kafka-compatible broker and ClickHouse join this list with the cluster
-# mode (issues 3 and 4); the embedded mode and its tests need no server.
+# Services:
+#   kafka  the Kafka-compatible broker tansu 0.6 (crates.io), port 19092, durable
+#          SQLite storage; built once (~15 min on 2 cores) into ~/.cache/somaflow/tansu
+#   redis  Debian redis-server, port 16379
+# ClickHouse joins with issue 4. The embedded mode and its tests need no server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_DIR="${SOMAFLOW_SERVICES_DIR:-$ROOT/target/services}"
 REDIS_PORT="${SOMAFLOW_REDIS_PORT:-16379}"
-ALL_SERVICES=(redis)
+KAFKA_PORT="${SOMAFLOW_KAFKA_PORT:-19092}"
+TANSU_VERSION="0.6.0"
+TANSU_ROOT="${SOMAFLOW_TANSU_ROOT:-$HOME/.cache/somaflow/tansu}"
+ALL_SERVICES=(kafka redis)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -48,6 +53,57 @@ wait_until() { # description, seconds, command…
     sleep 0.1
   done
   die "$what did not become ready within ${secs}s"
+}
+
+# --- kafka (tansu) -------------------------------------------------------------
+tansu_bin() {
+  local bin="$TANSU_ROOT/bin/tansu"
+  if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "tansu $TANSU_VERSION" ]; then
+    echo "$bin"; return 0
+  fi
+  if command -v tansu >/dev/null && [ "$(tansu --version 2>/dev/null)" = "tansu $TANSU_VERSION" ]; then
+    command -v tansu; return 0
+  fi
+  return 1
+}
+kafka_install() {
+  tansu_bin >/dev/null && return 0
+  command -v cargo >/dev/null || die "cargo is needed to build tansu $TANSU_VERSION"
+  log "building tansu $TANSU_VERSION from crates.io into $TANSU_ROOT (about 15 minutes on 2 cores; reused afterwards)"
+  # dynostore and libsql are the storage engines (memory://, sqlite://); the
+  # default features have none to run with.
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+    --root "$TANSU_ROOT" >"$RUN_DIR/tansu-install.log" 2>&1 \
+    || die "cargo install tansu failed; see $RUN_DIR/tansu-install.log"
+}
+# `tansu topic list` retries forever against a dead broker: bound it.
+kafka_ready() { timeout 3 "$(tansu_bin)" topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1; }
+kafka_start() {
+  mkdir -p "$RUN_DIR/kafka"
+  kafka_install
+  if kafka_ready; then log "kafka already running on $KAFKA_PORT"; return 0; fi
+  # SQLite storage keeps every message across a broker SIGKILL and restart.
+  # tansu reads the sqlite:// path relative to its working directory.
+  local bin; bin="$(tansu_bin)"
+  (cd "$RUN_DIR/kafka" && exec nohup "$bin" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "sqlite://tansu.db" \
+    >"$RUN_DIR/kafka/broker.log" 2>&1 </dev/null) &
+  echo $! >"$RUN_DIR/kafka/broker.pid"
+  wait_until "kafka (tansu) on port $KAFKA_PORT" 30 kafka_ready
+  log "kafka (tansu $TANSU_VERSION) ready on 127.0.0.1:$KAFKA_PORT, data in $RUN_DIR/kafka"
+}
+kafka_stop() {
+  local pidfile="$RUN_DIR/kafka/broker.pid"
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  fi
+  log "kafka stopped"
+}
+kafka_status() {
+  if tansu_bin >/dev/null && kafka_ready; then echo "kafka: up (127.0.0.1:$KAFKA_PORT)"; else echo "kafka: down"; fi
 }
 
 # --- redis -------------------------------------------------------------------
@@ -87,5 +143,5 @@ case "$cmd" in
       declare -F "${s}_${cmd}" >/dev/null || die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
       "${s}_${cmd}"
     done ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac
