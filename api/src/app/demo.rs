@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use somaflow_pipeline::Config;
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::metrics::{NodeTableLabels, metrics};
+use somaflow_pipeline::metrics::{NodeLabels, NodeTableLabels, metrics};
 use somaflow_sources::generator::{
     Generator, GeneratorConfig, ProduceOptions, ProduceReport, produce_http,
 };
@@ -147,12 +147,27 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     println!("\n\nstopping: final checkpoint so everything accepted is in the lake…");
     node.shutdown().await?;
 
+    // Counts of acknowledged requests only: batches still in flight when the
+    // producer stopped were never answered, so they are not claimed here.
     let report = report.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let rows = committed_rows(&sinks);
+    let in_lake: u64 = rows.iter().map(|r| r.1).sum();
+    let repeats: u64 = config
+        .nodes()
+        .iter()
+        .filter(|n| n.kind == "dedup")
+        .map(|n| {
+            metrics()
+                .duplicates_dropped
+                .get_or_create(&NodeLabels { node: n.id.clone() })
+                .get()
+        })
+        .sum();
     println!(
-        "\nsent {} records: {} valid, {} duplicates (dropped by dedup), {} malformed (in dead_letters)",
-        report.stats.emitted, report.stats.valid, report.stats.duplicates, report.stats.malformed
+        "\naccepted {} events over HTTP ({} refused, now in dead_letters); {in_lake} rows in the lake, {repeats} repeats dropped by dedup",
+        report.accepted, report.rejected,
     );
-    for (table, rows) in committed_rows(&sinks) {
+    for (table, rows) in rows {
         println!("  {table:<26} {rows:>9} rows");
     }
 
