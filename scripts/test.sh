@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every unit and integration
 # test (the integration tests start real `somaflow` processes). Servers a
-# test needs are started through scripts/services.sh; none is needed yet.
+# test needs are started through scripts/services.sh (the Kafka tests start
+# the broker themselves, building it on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -54,9 +54,9 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
-    /// Post generated platform traffic to a somaflow server.
+    /// Post generated platform traffic to a somaflow server, or produce it to Kafka.
     Produce {
-        /// Base URL of the server.
+        /// Base URL of the server, or `kafka` for the topics of the `[kafka]` section.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         to: String,
         /// Events per second (default: as fast as accepted).
@@ -81,6 +81,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the configured Kafka topics.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
     /// Measure pipeline and HTTP ingest throughput on this machine.
     Bench {
         #[arg(long, default_value_t = 1_000_000)]
@@ -95,6 +100,12 @@ enum Command {
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create every configured topic (one per event kind, plus dead letters).
+    Create,
 }
 
 /// `30s`, `5m`, `2h`, `1500ms` or plain seconds.
@@ -196,17 +207,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             app::telemetry::init("warn");
-            let report = app::produce::run(app::produce::ProduceArgs {
-                to,
-                rate,
-                count,
-                duration,
-                batch,
-                concurrency,
-                seed,
-                tenants,
-                history_days,
-            })
+            let config = load_config(cli.config)?;
+            let report = app::produce::run(
+                app::produce::ProduceArgs {
+                    to,
+                    rate,
+                    count,
+                    duration,
+                    batch,
+                    concurrency,
+                    seed,
+                    tenants,
+                    history_days,
+                },
+                &config.kafka,
+            )
             .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -223,6 +238,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Topics {
+            action: TopicsAction::Create,
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::topics::create(&config.kafka).await
         }
         Command::Bench {
             events,

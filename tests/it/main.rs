@@ -4,6 +4,7 @@
 mod backpressure;
 mod bad_input;
 mod crash;
+mod kafka;
 mod roundtrip;
 mod shutdown;
 mod support;

@@ -19,7 +19,6 @@ async fn generated_events_come_back_with_exact_counts_and_sums() {
         ..Default::default()
     });
     let opts = ProduceOptions {
-        url: base.clone(),
         batch: 500,
         rate: None,
         count: Some(20_000),
@@ -27,7 +26,7 @@ async fn generated_events_come_back_with_exact_counts_and_sums() {
         concurrency: 4,
         history_days: Some(3),
     };
-    let report = produce_http(&mut generator, &opts, |_| {})
+    let report = produce_http(&mut generator, &base, &opts, |_| {})
         .await
         .expect("produce");
     let stats = report.stats;

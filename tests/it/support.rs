@@ -252,3 +252,32 @@ pub async fn committed_rows(base: &str, table: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// Starts the Kafka-compatible broker through `scripts/services.sh` (builds
+/// it on first use) and returns its address; fails the test, with how to
+/// start it by hand, when it cannot.
+pub fn kafka_broker() -> String {
+    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let started = STARTED.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(root.join("scripts/services.sh"))
+            .args(["start", "kafka"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = started {
+        panic!(
+            "the Kafka broker is not running and could not be started: {e}\nstart it with: scripts/services.sh start kafka"
+        );
+    }
+    format!(
+        "127.0.0.1:{}",
+        std::env::var("SOMAFLOW_KAFKA_PORT").unwrap_or_else(|_| "19092".into())
+    )
+}

@@ -80,8 +80,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let report = Arc::new(Mutex::new(ProduceReport::default()));
     let producer = {
         let report = report.clone();
+        let url = url.clone();
         let opts = ProduceOptions {
-            url: url.clone(),
             batch: ((args.rate / 10.0) as usize).clamp(1, 500),
             rate: Some(args.rate),
             count: None,
@@ -95,7 +95,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             ..GeneratorConfig::default()
         });
         tokio::spawn(async move {
-            produce_http(&mut generator, &opts, |r| {
+            produce_http(&mut generator, &url, &opts, |r| {
                 *report.lock().unwrap_or_else(|p| p.into_inner()) = r.clone();
             })
             .await

@@ -8,5 +8,6 @@ pub mod produce;
 pub mod registry;
 pub mod sql;
 pub mod telemetry;
+pub mod topics;
 
 pub use node::EmbeddedNode;

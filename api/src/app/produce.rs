@@ -1,10 +1,11 @@
-//! `somaflow produce`: post generated traffic to a somaflow server.
+//! `somaflow produce`: generated traffic to a somaflow server or to Kafka.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use somaflow_pipeline::config::KafkaConfig;
 use somaflow_sources::generator::{
-    Generator, GeneratorConfig, ProduceOptions, ProduceReport, produce_http,
+    Generator, GeneratorConfig, ProduceOptions, ProduceReport, produce_http, produce_kafka,
 };
 
 pub struct ProduceArgs {
@@ -19,10 +20,13 @@ pub struct ProduceArgs {
     pub history_days: Option<u32>,
 }
 
-pub async fn run(args: ProduceArgs) -> anyhow::Result<ProduceReport> {
-    if !args.to.starts_with("http://") && !args.to.starts_with("https://") {
+/// Posts to a server (`--to http://…`) or produces to the kind topics of
+/// `kafka` (`--to kafka`).
+pub async fn run(args: ProduceArgs, kafka: &KafkaConfig) -> anyhow::Result<ProduceReport> {
+    let to_kafka = args.to == "kafka";
+    if !to_kafka && !args.to.starts_with("http://") && !args.to.starts_with("https://") {
         anyhow::bail!(
-            "--to {:?}: give the base URL of a somaflow server, e.g. http://127.0.0.1:8080 (Kafka comes with the cluster mode)",
+            "--to {:?}: give `kafka` or the base URL of a somaflow server, e.g. http://127.0.0.1:8080",
             args.to
         );
     }
@@ -35,7 +39,6 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ProduceReport> {
         ..GeneratorConfig::default()
     });
     let opts = ProduceOptions {
-        url: args.to.clone(),
         batch: args.batch.max(1),
         rate: args.rate,
         count: args.count,
@@ -44,7 +47,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ProduceReport> {
         history_days: args.history_days,
     };
     let mut last_print = std::time::Instant::now();
-    let report = produce_http(&mut generator, &opts, |r| {
+    let show = |r: &ProduceReport| {
         if last_print.elapsed() >= Duration::from_secs(1) {
             last_print = std::time::Instant::now();
             eprintln!(
@@ -56,8 +59,15 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ProduceReport> {
                 r.stats.emitted as f64 / r.elapsed_secs.max(0.001)
             );
         }
-    })
-    .await
-    .with_context(|| format!("producing to {}", args.to))?;
+    };
+    let report = if to_kafka {
+        produce_kafka(&mut generator, kafka, &opts, show)
+            .await
+            .with_context(|| format!("producing to Kafka at {}", kafka.brokers))?
+    } else {
+        produce_http(&mut generator, &args.to, &opts, show)
+            .await
+            .with_context(|| format!("producing to {}", args.to))?
+    };
     Ok(report)
 }

@@ -44,6 +44,65 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub dedup: DedupConfig,
     pub lake: LakeConfig,
+    pub kafka: KafkaConfig,
+}
+
+/// The Kafka cluster: one topic per event kind plus dead letters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    /// Topic of a kind = prefix + table name (`soma.conversations`), unless
+    /// `topics` names it.
+    pub topic_prefix: String,
+    /// Table → topic, overriding the prefix rule.
+    pub topics: std::collections::BTreeMap<String, String>,
+    /// Defaults to prefix + `dead_letters`.
+    pub dead_letter_topic: Option<String>,
+    /// Partitions `somaflow topics create` gives each topic.
+    pub partitions: i32,
+    /// Extra librdkafka settings, passed through as they are.
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:19092".into(),
+            topic_prefix: "soma.".into(),
+            topics: Default::default(),
+            dead_letter_topic: None,
+            partitions: 8,
+            client: Default::default(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The topic events of `kind` go to.
+    pub fn topic(&self, kind: crate::events::EventKind) -> String {
+        self.topics
+            .get(kind.table())
+            .cloned()
+            .unwrap_or_else(|| format!("{}{}", self.topic_prefix, kind.table()))
+    }
+
+    /// Every configured topic: one per kind, then dead letters.
+    pub fn all_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = crate::events::EventKind::ALL
+            .iter()
+            .map(|k| self.topic(*k))
+            .collect();
+        topics.push(self.dead_letter_topic());
+        topics
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        self.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}dead_letters", self.topic_prefix))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +186,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             dedup: DedupConfig::default(),
             lake: LakeConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -272,6 +332,17 @@ impl Config {
                 "server.body_limit_bytes",
                 "must be at most 67108856 (64 MiB, the largest log record)",
             ));
+        }
+        for table in self.kafka.topics.keys() {
+            if crate::events::EventKind::from_table(table).is_none() {
+                return Err(ConfigError::key(
+                    format!("kafka.topics.{table}"),
+                    "not an event table; use conversations, policy_decisions, capsule_executions, workflow_executions, marketplace_transactions or billing_events",
+                ));
+            }
+        }
+        if self.kafka.partitions < 1 {
+            return Err(ConfigError::key("kafka.partitions", "must be at least 1"));
         }
         if self.pipeline.channel_rows < self.pipeline.batch_rows {
             return Err(ConfigError::key(

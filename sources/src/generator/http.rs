@@ -1,6 +1,7 @@
 //! Posting generated traffic to `POST /v1/events` as NDJSON batches, paced to
 //! a rate, with retries on 503/429/connection errors (a retried batch that had
-//! landed is dropped again by dedup, so retries never double-count).
+//! landed is dropped again by dedup, so retries never double-count). The
+//! options and pacing are shared with the Kafka producer.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,6 @@ use super::traffic::Generator;
 
 #[derive(Debug, Clone)]
 pub struct ProduceOptions {
-    /// Base URL of a somaflow server, e.g. `http://127.0.0.1:8080`.
-    pub url: String,
     pub batch: usize,
     /// Events per second; `None` = as fast as the server takes them.
     pub rate: Option<f64>,
@@ -51,6 +50,66 @@ pub enum ProduceError {
         status: u16,
         body: String,
     },
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaError),
+    #[error("Kafka did not take a record for {topic}: {reason}")]
+    Delivery { topic: String, reason: String },
+}
+
+/// Decides batch sizes and waits to hold the rate.
+pub(crate) struct Pacer<'a> {
+    opts: &'a ProduceOptions,
+    started: Instant,
+    generated: u64,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> Pacer<'a> {
+    pub(crate) fn new(opts: &'a ProduceOptions) -> Self {
+        Self {
+            opts,
+            started: Instant::now(),
+            generated: 0,
+            now: chrono::Utc::now(),
+        }
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The next batch, paced to the rate; `None` once count or duration is reached.
+    pub(crate) async fn next_batch(
+        &mut self,
+        generator: &mut Generator,
+    ) -> Option<Vec<super::traffic::Generated>> {
+        let opts = self.opts;
+        let done = opts.count.is_some_and(|c| self.generated >= c)
+            || opts.duration.is_some_and(|d| self.elapsed() >= d);
+        if done {
+            return None;
+        }
+        let n = opts.count.map_or(opts.batch as u64, |c| {
+            (c - self.generated).min(opts.batch as u64)
+        });
+        let from = opts
+            .history_days
+            .map(|d| self.now - chrono::Duration::days(i64::from(d)));
+        let batch = (0..n)
+            .map(|_| match from {
+                Some(from) => generator.next_between(from, self.now),
+                None => generator.next_live(),
+            })
+            .collect();
+        self.generated += n;
+        if let Some(rate) = opts.rate {
+            let due = Duration::from_secs_f64(self.generated as f64 / rate.max(0.001));
+            if let Some(wait) = due.checked_sub(self.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Some(batch)
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,50 +165,36 @@ async fn post(
     })
 }
 
-/// Generates and posts until `count` events or `duration` is reached,
-/// calling `progress` after each answered request.
+/// Generates and posts to the server at `url` until `count` events or
+/// `duration` is reached, calling `progress` after each answered request.
 pub async fn produce_http(
     generator: &mut Generator,
+    url: &str,
     opts: &ProduceOptions,
     mut progress: impl FnMut(&ProduceReport),
 ) -> Result<ProduceReport, ProduceError> {
     let client = reqwest::Client::new();
-    let url = format!("{}/v1/events", opts.url.trim_end_matches('/'));
-    let started = Instant::now();
+    let url = format!("{}/v1/events", url.trim_end_matches('/'));
+    let mut pacer = Pacer::new(opts);
     let mut report = ProduceReport::default();
     let mut in_flight = FuturesUnordered::new();
-    let mut generated: u64 = 0;
-    let now = chrono::Utc::now();
-    let history_from = opts
-        .history_days
-        .map(|d| now - chrono::Duration::days(i64::from(d)));
+    let mut exhausted = false;
     loop {
-        let done = opts.count.is_some_and(|c| generated >= c)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d);
-        if !done && in_flight.len() < opts.concurrency.max(1) {
-            let n = opts.count.map_or(opts.batch as u64, |c| {
-                (c - generated).min(opts.batch as u64)
-            });
-            let mut body = BytesMut::new();
-            for _ in 0..n {
-                let g = match history_from {
-                    Some(from) => generator.next_between(from, now),
-                    None => generator.next_live(),
-                };
-                body.put_slice(&g.bytes);
-                body.put_u8(b'\n');
-            }
-            generated += n;
-            if let Some(rate) = opts.rate {
-                let due = Duration::from_secs_f64(generated as f64 / rate.max(0.001));
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
+        if !exhausted && in_flight.len() < opts.concurrency.max(1) {
+            match pacer.next_batch(generator).await {
+                Some(batch) => {
+                    let mut body = BytesMut::new();
+                    for g in batch {
+                        body.put_slice(&g.bytes);
+                        body.put_u8(b'\n');
+                    }
+                    let client = client.clone();
+                    let url = url.clone();
+                    in_flight.push(async move { post(&client, &url, body.freeze()).await });
+                    continue;
                 }
+                None => exhausted = true,
             }
-            let client = client.clone();
-            let url = url.clone();
-            in_flight.push(async move { post(&client, &url, body.freeze()).await });
-            continue;
         }
         let Some(answered) = in_flight.next().await else {
             break;
@@ -159,11 +204,11 @@ pub async fn produce_http(
         report.rejected += answer.rejected.len() as u64;
         report.requests += 1;
         report.retries += u64::from(retries);
-        report.elapsed_secs = started.elapsed().as_secs_f64();
+        report.elapsed_secs = pacer.elapsed().as_secs_f64();
         report.stats = generator.stats().clone();
         progress(&report);
     }
     report.stats = generator.stats().clone();
-    report.elapsed_secs = started.elapsed().as_secs_f64();
+    report.elapsed_secs = pacer.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -1,12 +1,14 @@
 //! Realistic, seeded platform traffic for the demo, tests and load, and the
-//! HTTP producer behind `somaflow produce`.
+//! producers behind `somaflow produce` (HTTP and Kafka).
 
 mod catalog;
 mod http;
+mod kafka;
 mod stats;
 mod traffic;
 
 pub use catalog::{MODELS, Model};
-pub use http::{ProduceOptions, ProduceReport, produce_http};
+pub use http::{ProduceError, ProduceOptions, ProduceReport, produce_http};
+pub use kafka::produce_kafka;
 pub use stats::{GeneratorStats, KindStats};
 pub use traffic::{Generated, Generator, GeneratorConfig, RecordClass, seasonality};

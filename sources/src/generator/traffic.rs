@@ -44,6 +44,11 @@ impl Default for GeneratorConfig {
 pub struct Generated {
     pub bytes: Bytes,
     pub class: RecordClass,
+    /// The kind's table (a malformed record counts as a conversation), which
+    /// picks its Kafka topic.
+    pub table: &'static str,
+    /// The tenant, used as the Kafka message key.
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +82,7 @@ pub struct Generator {
     kind_pick: WeightedIndex<f64>,
     capsules: Vec<Capsule>,
     runs: Vec<WorkflowRun>,
-    recent: VecDeque<Bytes>,
+    recent: VecDeque<(Bytes, &'static str, String)>,
     seq: u64,
     stats: GeneratorStats,
 }
@@ -149,28 +154,38 @@ impl Generator {
         if roll < self.config.duplicate_ratio && !self.recent.is_empty() {
             let i = self.rng.random_range(0..self.recent.len());
             self.stats.duplicates += 1;
+            let (bytes, table, tenant) = self.recent[i].clone();
             return Generated {
-                bytes: self.recent[i].clone(),
+                bytes,
                 class: RecordClass::Duplicate,
+                table,
+                tenant,
             };
         }
         if roll < self.config.duplicate_ratio + self.config.malformed_ratio {
             self.stats.malformed += 1;
+            let (bytes, tenant) = self.malformed(at);
             return Generated {
-                bytes: Bytes::from(self.malformed(at)),
+                bytes: Bytes::from(bytes),
                 class: RecordClass::Malformed,
+                table: "conversations",
+                tenant,
             };
         }
         let (table, event) = self.valid_event(at);
         let bytes = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+        let tenant = event["tenantid"].as_str().unwrap_or_default().to_string();
         self.record_stats(table, &event["data"]);
         if self.recent.len() == 1024 {
             self.recent.pop_front();
         }
-        self.recent.push_back(bytes.clone());
+        self.recent
+            .push_back((bytes.clone(), table, tenant.clone()));
         Generated {
             bytes,
             class: RecordClass::Valid,
+            table,
+            tenant,
         }
     }
 
@@ -432,8 +447,9 @@ impl Generator {
         })
     }
 
-    /// A record validation must refuse, of one of several realistic shapes.
-    fn malformed(&mut self, at: DateTime<Utc>) -> Vec<u8> {
+    /// A record validation must refuse, of one of several realistic shapes,
+    /// and the tenant it claims.
+    fn malformed(&mut self, at: DateTime<Utc>) -> (Vec<u8>, String) {
         let tenant_ix = self.pick_tenant();
         let tenant = self.tenants[tenant_ix].clone();
         let good = self.conversation(0);
@@ -441,7 +457,7 @@ impl Generator {
         match self.rng.random_range(0..5) {
             0 => {
                 let text = serde_json::to_vec(&event).unwrap_or_default();
-                return text[..text.len() / 2].to_vec();
+                return (text[..text.len() / 2].to_vec(), tenant);
             }
             1 => {
                 event.as_object_mut().map(|o| o.remove("tenantid"));
@@ -453,7 +469,7 @@ impl Generator {
                 event["data"]["cached_input_tokens"] = json!(input + 1);
             }
         }
-        serde_json::to_vec(&event).unwrap_or_default()
+        (serde_json::to_vec(&event).unwrap_or_default(), tenant)
     }
 }
 

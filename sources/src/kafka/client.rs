@@ -1,0 +1,48 @@
+//! librdkafka client settings from the `[kafka]` section.
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use somaflow_pipeline::config::KafkaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("Kafka client for {brokers}: {source}")]
+    Client {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("creating topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error(
+        "Kafka brokers {brokers} did not answer: {source}; is the broker running? (scripts/services.sh start kafka)"
+    )]
+    Unreachable {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+/// Base settings: brokers plus any `kafka.client` pass-through keys.
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers);
+    for (k, v) in &config.client {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A producer that never duplicates or reorders on retry (`enable.idempotence`,
+/// `acks=all`): a send resolves only once the broker holds the record.
+pub fn idempotent_producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    client_config(config)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()
+        .map_err(|source| KafkaError::Client {
+            brokers: config.brokers.clone(),
+            source,
+        })
+}
