@@ -41,10 +41,10 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         tenants: usize,
         /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C.
-        #[arg(long, value_parser = humantime_duration)]
+        #[arg(long, value_parser = app::produce::parse_duration)]
         duration: Option<Duration>,
         /// Checkpoint (commit) interval, shorter than `run`'s so rows visibly land.
-        #[arg(long, default_value = "2s", value_parser = humantime_duration)]
+        #[arg(long, default_value = "2s", value_parser = app::produce::parse_duration)]
         checkpoint_interval: Duration,
     },
     /// Query the lake with SQL and print the result.
@@ -56,27 +56,8 @@ enum Command {
     },
     /// Post generated platform traffic to a somaflow server, or produce it to Kafka.
     Produce {
-        /// Base URL of the server, or `kafka` for the topics of the `[kafka]` section.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        to: String,
-        /// Events per second (default: as fast as accepted).
-        #[arg(long)]
-        rate: Option<f64>,
-        #[arg(long)]
-        count: Option<u64>,
-        #[arg(long, value_parser = humantime_duration)]
-        duration: Option<Duration>,
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long, default_value_t = 300)]
-        tenants: usize,
-        /// Date events over the last N days with daily/weekly seasonality.
-        #[arg(long)]
-        history_days: Option<u32>,
+        #[command(flatten)]
+        args: app::produce::ProduceArgs,
         /// Print the final report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -106,29 +87,6 @@ enum Command {
 enum TopicsAction {
     /// Create every configured topic (one per event kind, plus dead letters).
     Create,
-}
-
-/// `30s`, `5m`, `2h`, `1500ms` or plain seconds.
-fn humantime_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(text.len()),
-    );
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s or 5m"))?;
-    let secs = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?}; use ms, s, m or h"
-            ));
-        }
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -194,35 +152,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config)?;
             app::sql::run(&config, &query, &format).await
         }
-        Command::Produce {
-            to,
-            rate,
-            count,
-            duration,
-            batch,
-            concurrency,
-            seed,
-            tenants,
-            history_days,
-            json,
-        } => {
+        Command::Produce { args, json } => {
             app::telemetry::init("warn");
             let config = load_config(cli.config)?;
-            let report = app::produce::run(
-                app::produce::ProduceArgs {
-                    to,
-                    rate,
-                    count,
-                    duration,
-                    batch,
-                    concurrency,
-                    seed,
-                    tenants,
-                    history_days,
-                },
-                &config.kafka,
-            )
-            .await?;
+            let report = app::produce::run(args, &config.kafka).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

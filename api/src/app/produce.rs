@@ -8,16 +8,54 @@ use somaflow_sources::generator::{
     Generator, GeneratorConfig, ProduceOptions, ProduceReport, produce_http, produce_kafka,
 };
 
+/// The flags of `somaflow produce`.
+#[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
+    /// Base URL of the server, or `kafka` for the topics of the `[kafka]` section.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub to: String,
+    /// Events per second (default: as fast as accepted).
+    #[arg(long)]
     pub rate: Option<f64>,
+    #[arg(long)]
     pub count: Option<u64>,
+    /// How long to produce: 30s, 5m, 2h, 1500ms.
+    #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[arg(long, default_value_t = 300)]
     pub tenants: usize,
+    /// Date events over the last N days with daily/weekly seasonality.
+    #[arg(long)]
     pub history_days: Option<u32>,
+}
+
+/// `30s`, `5m`, `2h`, `1500ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s or 5m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Posts to a server (`--to http://…`) or produces to the kind topics of

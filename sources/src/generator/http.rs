@@ -36,6 +36,14 @@ pub struct ProduceReport {
     pub elapsed_secs: f64,
 }
 
+impl ProduceReport {
+    /// Brings time and generator counts up to date.
+    pub(crate) fn refresh(&mut self, pacer: &Pacer<'_>, generator: &Generator) {
+        self.elapsed_secs = pacer.elapsed().as_secs_f64();
+        self.stats = generator.stats().clone();
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
     #[error("POST {url} failed after {attempts} attempts: {reason}")]
@@ -204,11 +212,9 @@ pub async fn produce_http(
         report.rejected += answer.rejected.len() as u64;
         report.requests += 1;
         report.retries += u64::from(retries);
-        report.elapsed_secs = pacer.elapsed().as_secs_f64();
-        report.stats = generator.stats().clone();
+        report.refresh(&pacer, generator);
         progress(&report);
     }
-    report.stats = generator.stats().clone();
-    report.elapsed_secs = pacer.elapsed().as_secs_f64();
+    report.refresh(&pacer, generator);
     Ok(report)
 }

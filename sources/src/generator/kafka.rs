@@ -53,11 +53,9 @@ pub async fn produce_kafka(
             report.accepted += 1;
         }
         report.requests += 1;
-        report.elapsed_secs = pacer.elapsed().as_secs_f64();
-        report.stats = generator.stats().clone();
+        report.refresh(&pacer, generator);
         progress(&report);
     }
-    report.stats = generator.stats().clone();
-    report.elapsed_secs = pacer.elapsed().as_secs_f64();
+    report.refresh(&pacer, generator);
     Ok(report)
 }

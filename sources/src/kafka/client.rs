@@ -1,6 +1,7 @@
 //! librdkafka client settings from the `[kafka]` section.
 
 use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfig;
 use rdkafka::producer::FutureProducer;
 use somaflow_pipeline::config::KafkaConfig;
 
@@ -30,6 +31,16 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
         c.set(k, v);
     }
     c
+}
+
+/// A client of any kind (admin, consumer, producer) from the base settings.
+pub fn create_client<T: FromClientConfig>(config: &KafkaConfig) -> Result<T, KafkaError> {
+    client_config(config)
+        .create()
+        .map_err(|source| KafkaError::Client {
+            brokers: config.brokers.clone(),
+            source,
+        })
 }
 
 /// A producer that never duplicates or reorders on retry (`enable.idempotence`,

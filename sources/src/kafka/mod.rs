@@ -4,5 +4,5 @@
 mod client;
 mod topics;
 
-pub use client::{KafkaError, client_config, idempotent_producer};
+pub use client::{KafkaError, client_config, create_client, idempotent_producer};
 pub use topics::{TopicOutcome, create_topics, missing_topics};

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use somaflow_pipeline::config::KafkaConfig;
 
-use super::client::{KafkaError, client_config};
+use super::client::{KafkaError, create_client};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicOutcome {
@@ -21,13 +21,7 @@ pub enum TopicOutcome {
 pub async fn create_topics(
     config: &KafkaConfig,
 ) -> Result<Vec<(String, TopicOutcome)>, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(config)
-            .create()
-            .map_err(|source| KafkaError::Client {
-                brokers: config.brokers.clone(),
-                source,
-            })?;
+    let admin: AdminClient<DefaultClientContext> = create_client(config)?;
     let names = config.all_topics();
     let new: Vec<NewTopic> = names
         .iter()
@@ -58,13 +52,7 @@ pub async fn create_topics(
 
 /// Configured topics the broker does not have.
 pub fn missing_topics(config: &KafkaConfig) -> Result<Vec<String>, KafkaError> {
-    let consumer: BaseConsumer =
-        client_config(config)
-            .create()
-            .map_err(|source| KafkaError::Client {
-                brokers: config.brokers.clone(),
-                source,
-            })?;
+    let consumer: BaseConsumer = create_client(config)?;
     let metadata = consumer
         .fetch_metadata(None, Duration::from_secs(10))
         .map_err(|source| KafkaError::Unreachable {
