@@ -8,7 +8,7 @@ use rdkafka::util::Timeout;
 use somaflow_pipeline::config::KafkaConfig;
 use somaflow_pipeline::events::EventKind;
 
-use super::http::{Pacer, ProduceError, ProduceOptions, ProduceReport};
+use super::produce::{Pacer, ProduceError, ProduceOptions, ProduceReport};
 use super::traffic::Generator;
 use crate::kafka::idempotent_producer;
 
@@ -19,21 +19,17 @@ pub async fn produce_kafka(
     mut progress: impl FnMut(&ProduceReport),
 ) -> Result<ProduceReport, ProduceError> {
     let producer = idempotent_producer(kafka)?;
-    let topics: Vec<(&'static str, String)> = EventKind::ALL
-        .iter()
-        .map(|k| (k.table(), kafka.topic(*k)))
-        .collect();
-    let topic_of = |table: &str| -> String {
-        topics.iter().find(|(t, _)| *t == table).map_or_else(
-            || kafka.topic(EventKind::Conversation),
-            |(_, topic)| topic.clone(),
-        )
+    // Indexed by `EventKind as usize`; every generated record names a kind's table.
+    let topics: Vec<String> = EventKind::ALL.iter().map(|k| kafka.topic(*k)).collect();
+    let topic_of = |table: &str| -> &str {
+        let kind = EventKind::from_table(table).unwrap_or(EventKind::Conversation);
+        &topics[kind as usize]
     };
     let mut pacer = Pacer::new(opts);
     let mut report = ProduceReport::default();
     while let Some(batch) = pacer.next_batch(generator).await {
         let sends = batch.iter().map(|g| {
-            let topic = topic_of(g.table);
+            let topic = topic_of(g.table).to_string();
             let producer = &producer;
             async move {
                 let record = FutureRecord::to(&topic)

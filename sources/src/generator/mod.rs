@@ -4,11 +4,13 @@
 mod catalog;
 mod http;
 mod kafka;
+mod produce;
 mod stats;
 mod traffic;
 
 pub use catalog::{MODELS, Model};
-pub use http::{ProduceError, ProduceOptions, ProduceReport, produce_http};
+pub use http::produce_http;
 pub use kafka::produce_kafka;
+pub use produce::{ProduceError, ProduceOptions, ProduceReport};
 pub use stats::{GeneratorStats, KindStats};
 pub use traffic::{Generated, Generator, GeneratorConfig, RecordClass, seasonality};
