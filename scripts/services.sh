@@ -19,6 +19,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_DIR="${SOMAFLOW_SERVICES_DIR:-$ROOT/target/services}"
 REDIS_PORT="${SOMAFLOW_REDIS_PORT:-16379}"
 KAFKA_PORT="${SOMAFLOW_KAFKA_PORT:-19092}"
+# sqlite (durable, survives a broker SIGKILL) or memory (faster; benchmarks).
+KAFKA_STORAGE="${SOMAFLOW_KAFKA_STORAGE:-sqlite}"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="${SOMAFLOW_TANSU_ROOT:-$HOME/.cache/somaflow/tansu}"
 ALL_SERVICES=(kafka redis)
@@ -85,19 +87,42 @@ kafka_start() {
   # SQLite storage keeps every message across a broker SIGKILL and restart.
   # tansu reads the sqlite:// path relative to its working directory.
   local bin; bin="$(tansu_bin)"
+  local engine="sqlite://tansu.db"
+  [ "$KAFKA_STORAGE" = memory ] && engine="memory://tansu/"
   (cd "$RUN_DIR/kafka" && exec nohup "$bin" broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "sqlite://tansu.db" \
+    --storage-engine "$engine" \
     >"$RUN_DIR/kafka/broker.log" 2>&1 </dev/null) &
   echo $! >"$RUN_DIR/kafka/broker.pid"
   wait_until "kafka (tansu) on port $KAFKA_PORT" 30 kafka_ready
   log "kafka (tansu $TANSU_VERSION) ready on 127.0.0.1:$KAFKA_PORT, data in $RUN_DIR/kafka"
+  kafka_topics
+}
+# The topics of config/cluster.toml (prefix soma., 8 partitions), so a worker
+# can start right away; tests and benchmarks create their own prefixed topics
+# with `somaflow topics create`.
+KAFKA_TOPICS=(conversations policy_decisions capsule_executions workflow_executions
+  marketplace_transactions billing_events dead_letters)
+kafka_topics() {
+  local bin existing; bin="$(tansu_bin)"
+  existing="$(timeout 10 "$bin" topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null || true)"
+  for t in "${KAFKA_TOPICS[@]}"; do
+    grep -q "\"name\":\"soma\.$t\"" <<<"$existing" && continue
+    timeout 10 "$bin" topic create "soma.$t" --partitions 8 \
+      --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1 \
+      || log "could not create topic soma.$t (create it with: somaflow topics create --config config/cluster.toml)"
+  done
 }
 kafka_stop() {
   local pidfile="$RUN_DIR/kafka/broker.pid"
   if [ -f "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    local pid; pid="$(cat "$pidfile")"
+    kill -CONT "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    # Wait for the port to be free, so a restart can bind it at once.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
     rm -f "$pidfile"
   fi
   log "kafka stopped"

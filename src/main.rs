@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded node: HTTP ingest, durable log, pipeline, lake.
+    /// Run a node: the embedded one (HTTP → durable log → pipeline → lake), or
+    /// a cluster worker when the config's pipeline reads Kafka (config/cluster.toml).
     Run,
     /// Run the embedded node with generated platform traffic and live progress.
     Demo {
@@ -81,6 +82,24 @@ enum Command {
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
     },
+    /// Measure Kafka → decode → dedup → Parquet with the configured broker and
+    /// a worker process: throughput over preloaded topics, produced → visible
+    /// latency at a fixed rate (scripts/bench-kafka.sh runs the whole set).
+    BenchKafka {
+        /// Events to preload and read back (0 = skip the throughput phase).
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Events per second of the latency phase (omit to skip it).
+        #[arg(long)]
+        latency_rate: Option<f64>,
+        #[arg(long, default_value = "60s", value_parser = app::produce::parse_duration)]
+        latency_duration: Duration,
+        #[arg(long, default_value = "10s", value_parser = app::produce::parse_duration)]
+        checkpoint_interval: Duration,
+        /// Scratch folder (phase folders are removed afterwards).
+        #[arg(long, default_value = "./data/bench-kafka")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,10 +140,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             app::telemetry::init("info");
             let config = load_config(cli.config)?;
-            app::EmbeddedNode::start(&config)
-                .await?
-                .run_until_signal()
-                .await
+            if config.reads_kafka() {
+                app::cluster::run(&config).await
+            } else {
+                app::EmbeddedNode::start(&config)
+                    .await?
+                    .run_until_signal()
+                    .await
+            }
         }
         Command::Demo {
             rate,
@@ -192,6 +215,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_events,
                 http_batch,
                 http_concurrency,
+                dir,
+            })
+            .await
+        }
+        Command::BenchKafka {
+            events,
+            latency_rate,
+            latency_duration,
+            checkpoint_interval,
+            dir,
+        } => {
+            app::telemetry::init("warn");
+            let config_path = cli
+                .config
+                .unwrap_or_else(|| PathBuf::from("config/cluster.toml"));
+            app::bench_kafka::run(app::bench_kafka::BenchKafkaArgs {
+                config_path,
+                events,
+                latency_rate,
+                latency_duration,
+                checkpoint_interval,
                 dir,
             })
             .await

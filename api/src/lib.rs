@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod error;
+pub mod ingest;
 pub mod routes;
 pub mod server;
 pub mod state;

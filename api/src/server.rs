@@ -11,7 +11,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use somaflow_pipeline::metrics::{HttpLabels, RouteLabels, metrics};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::error::{ApiError, error_body};
 use crate::routes::{events, health, sql};
@@ -28,7 +29,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(record_metrics))
-        .layer(TraceLayer::new_for_http())
+        // A 503 from /ready or a refused request is an answer, not a server
+        // fault: log it as a warning.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::WARN)))
         .with_state(state)
 }
 

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::runtime::PipelineStatus;
-use somaflow_sources::log::DurableLog;
 use somaflow_sql::LakeSql;
+
+use crate::ingest::Ingest;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub log: DurableLog,
+    pub ingest: Ingest,
     pub sql: Arc<LakeSql>,
     pub pipeline: Arc<PipelineStatus>,
     pub time_bounds: TimeBounds,

@@ -1,14 +1,17 @@
 //! `dedup`: drops repeated `(tenant_id, source, event_id)` seen within a TTL
 //! (default 24 h, measured in ingest time so a replay decides the same way).
-//! The set of seen keys is checkpointed, so a restart neither lets a
-//! duplicate through nor drops a first occurrence.
+//! The set of seen keys is checkpointed per source shard (a Kafka partition;
+//! producers key by tenant, so an event's repeats share its partition), so a
+//! restart or a rebalance neither lets a duplicate through nor drops a first
+//! occurrence. Only shards that changed are written at a checkpoint.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use datafusion::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 use xxhash_rust::xxh3::Xxh3;
@@ -27,11 +30,19 @@ pub enum DedupError {
 pub struct Dedup {
     node: String,
     ttl_us: i64,
+    /// State per source shard, so a partition's state moves with it.
+    shards: HashMap<String, ShardState>,
+}
+
+/// The keys seen in one source shard.
+struct ShardState {
     /// Key hash → ingest time after which the key is forgotten.
     seen: HashMap<u128, i64>,
-    /// Newest ingest time seen; expiry is relative to it.
+    /// Newest ingest time seen in the shard; expiry is relative to it.
     clock_us: i64,
     last_sweep_us: i64,
+    /// Changed since the last snapshot.
+    dirty: bool,
 }
 
 fn key(tenant: &str, source: &str, id: &str) -> u128 {
@@ -44,29 +55,89 @@ fn key(tenant: &str, source: &str, id: &str) -> u128 {
     h.digest128()
 }
 
-impl Dedup {
-    pub fn new(node: &str, ttl_secs: u64) -> Self {
+impl ShardState {
+    fn empty() -> Self {
         Self {
-            node: node.to_string(),
-            ttl_us: (ttl_secs as i64).saturating_mul(1_000_000),
             seen: HashMap::new(),
             clock_us: i64::MIN,
             last_sweep_us: i64::MIN,
+            dirty: false,
         }
     }
 
-    pub fn tracked_keys(&self) -> usize {
-        self.seen.len()
+    /// Whether the key is new (and now remembered).
+    fn first_sight(&mut self, k: u128, ingest_us: i64, ttl_us: i64) -> bool {
+        self.clock_us = self.clock_us.max(ingest_us);
+        self.dirty = true;
+        // Expiry is judged by the newest ingest time seen, as the sweep
+        // is, so whether a key is remembered never depends on sweep timing.
+        match self.seen.get(&k) {
+            Some(expires) if *expires > self.clock_us => false,
+            _ => {
+                self.seen.insert(k, ingest_us.saturating_add(ttl_us));
+                true
+            }
+        }
     }
 
-    fn sweep(&mut self) {
+    fn sweep(&mut self, ttl_us: i64) {
         // Sweep at most every tenth of the TTL: amortised O(1) per event.
-        if self.clock_us.saturating_sub(self.last_sweep_us) < self.ttl_us / 10 {
+        if self.clock_us.saturating_sub(self.last_sweep_us) < ttl_us / 10 {
             return;
         }
         let now = self.clock_us;
         self.seen.retain(|_, expires| *expires > now);
         self.last_sweep_us = now;
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(16 + self.seen.len() * 24);
+        buf.extend_from_slice(&self.clock_us.to_le_bytes());
+        buf.extend_from_slice(&(self.seen.len() as u64).to_le_bytes());
+        for (k, expires) in &self.seen {
+            buf.extend_from_slice(&k.to_le_bytes());
+            buf.extend_from_slice(&expires.to_le_bytes());
+        }
+        buf
+    }
+
+    fn decode(state: &[u8]) -> Result<Self, DedupError> {
+        let corrupt = |why: &str| DedupError::CorruptState(why.to_string());
+        if state.len() < 16 {
+            return Err(corrupt("shorter than its header"));
+        }
+        let (header, body) = state.split_at(16);
+        let clock = i64::from_le_bytes(header[..8].try_into().map_err(|_| corrupt("header"))?);
+        let n = u64::from_le_bytes(header[8..].try_into().map_err(|_| corrupt("header"))?) as usize;
+        if body.len() != n.saturating_mul(24) {
+            return Err(corrupt(&format!("{} bytes for {n} keys", body.len())));
+        }
+        let mut seen = HashMap::with_capacity(n);
+        for entry in body.chunks_exact(24) {
+            let k = u128::from_le_bytes(entry[..16].try_into().map_err(|_| corrupt("key"))?);
+            let e = i64::from_le_bytes(entry[16..].try_into().map_err(|_| corrupt("expiry"))?);
+            seen.insert(k, e);
+        }
+        Ok(Self {
+            seen,
+            clock_us: clock,
+            last_sweep_us: clock,
+            dirty: false,
+        })
+    }
+}
+
+impl Dedup {
+    pub fn new(node: &str, ttl_secs: u64) -> Self {
+        Self {
+            node: node.to_string(),
+            ttl_us: (ttl_secs as i64).saturating_mul(1_000_000),
+            shards: HashMap::new(),
+        }
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.shards.values().map(|s| s.seen.len()).sum()
     }
 }
 
@@ -79,42 +150,47 @@ impl Operator for Dedup {
             rows.column_by_name(column)
                 .ok_or(DedupError::BadColumn { table, column })
         };
-        let (Some(tenant), Some(source), Some(id)) = (
-            col("tenant_id")?.as_string_opt::<i32>(),
-            col("source")?.as_string_opt::<i32>(),
-            col("event_id")?.as_string_opt::<i32>(),
-        ) else {
-            return Err(DedupError::BadColumn {
-                table,
-                column: "event_id",
-            }
-            .into());
-        };
+        let bad = |column: &'static str| DedupError::BadColumn { table, column };
+        let tenant = col("tenant_id")?
+            .as_string_opt::<i32>()
+            .ok_or(bad("tenant_id"))?;
+        let source = col("source")?.as_string_opt::<i32>().ok_or(bad("source"))?;
+        let id = col("event_id")?
+            .as_string_opt::<i32>()
+            .ok_or(bad("event_id"))?;
+        let topic = col("source_topic")?
+            .as_string_opt::<i32>()
+            .ok_or(bad("source_topic"))?;
+        let partition = col("source_partition")?
+            .as_primitive_opt::<Int32Type>()
+            .ok_or(bad("source_partition"))?;
         let ingest = col("ingest_time")?
             .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or(DedupError::BadColumn {
-                table,
-                column: "ingest_time",
-            })?;
-        let mut keep = Vec::with_capacity(rows.num_rows());
+            .ok_or(bad("ingest_time"))?;
+        let n = rows.num_rows();
+        let mut keep = Vec::with_capacity(n);
         let mut dropped = 0u64;
-        for i in 0..rows.num_rows() {
-            let t = ingest.value(i);
-            self.clock_us = self.clock_us.max(t);
-            let k = key(tenant.value(i), source.value(i), id.value(i));
-            // Expiry is judged by the newest ingest time seen, as the sweep
-            // is, so whether a key is remembered never depends on sweep timing.
-            let fresh = match self.seen.get(&k) {
-                Some(expires) if *expires > self.clock_us => false,
-                _ => {
-                    self.seen.insert(k, t.saturating_add(self.ttl_us));
-                    true
-                }
-            };
-            dropped += u64::from(!fresh);
-            keep.push(fresh);
+        let mut start = 0;
+        // Rows come in runs of one shard (a source batch is one partition).
+        while start < n {
+            let (t, p) = (topic.value(start), partition.value(start));
+            let mut end = start + 1;
+            while end < n && partition.value(end) == p && topic.value(end) == t {
+                end += 1;
+            }
+            let state = self
+                .shards
+                .entry(shard(t, p))
+                .or_insert_with(ShardState::empty);
+            for i in start..end {
+                let k = key(tenant.value(i), source.value(i), id.value(i));
+                let fresh = state.first_sight(k, ingest.value(i), self.ttl_us);
+                dropped += u64::from(!fresh);
+                keep.push(fresh);
+            }
+            state.sweep(self.ttl_us);
+            start = end;
         }
-        self.sweep();
         if dropped == 0 {
             out.emit(OUT, batch);
             return Ok(());
@@ -130,35 +206,19 @@ impl Operator for Dedup {
         Ok(())
     }
 
-    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, NodeError> {
-        let mut buf = Vec::with_capacity(16 + self.seen.len() * 24);
-        buf.extend_from_slice(&self.clock_us.to_le_bytes());
-        buf.extend_from_slice(&(self.seen.len() as u64).to_le_bytes());
-        for (k, expires) in &self.seen {
-            buf.extend_from_slice(&k.to_le_bytes());
-            buf.extend_from_slice(&expires.to_le_bytes());
+    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+        let mut changed = Vec::new();
+        for (name, state) in &mut self.shards {
+            if std::mem::take(&mut state.dirty) {
+                changed.push((name.clone(), state.encode()));
+            }
         }
-        Ok(Some(buf))
+        Ok(changed)
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
-        let corrupt = |why: &str| DedupError::CorruptState(why.to_string());
-        if state.len() < 16 {
-            return Err(corrupt("shorter than its header").into());
-        }
-        let (header, body) = state.split_at(16);
-        let clock = i64::from_le_bytes(header[..8].try_into().map_err(|_| corrupt("header"))?);
-        let n = u64::from_le_bytes(header[8..].try_into().map_err(|_| corrupt("header"))?) as usize;
-        if body.len() != n * 24 {
-            return Err(corrupt(&format!("{} bytes for {n} keys", body.len())).into());
-        }
-        self.seen = HashMap::with_capacity(n);
-        for entry in body.chunks_exact(24) {
-            let k = u128::from_le_bytes(entry[..16].try_into().map_err(|_| corrupt("key"))?);
-            let e = i64::from_le_bytes(entry[16..].try_into().map_err(|_| corrupt("expiry"))?);
-            self.seen.insert(k, e);
-        }
-        self.clock_us = clock;
+    fn restore(&mut self, shard: &str, state: &[u8]) -> Result<(), NodeError> {
+        self.shards
+            .insert(shard.to_string(), ShardState::decode(state)?);
         Ok(())
     }
 }
@@ -167,13 +227,22 @@ impl Operator for Dedup {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{
-        Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
+        Array, ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     };
     use std::sync::Arc;
 
     fn batch(ids: &[&str], ingest_us: i64) -> Batch {
+        batch_in(ids, ingest_us, 0)
+    }
+
+    fn batch_in(ids: &[&str], ingest_us: i64, partition: i32) -> Batch {
         let n = ids.len();
         let cols: Vec<(&str, ArrayRef)> = vec![
+            ("source_topic", Arc::new(StringArray::from(vec!["t"; n]))),
+            (
+                "source_partition",
+                Arc::new(Int32Array::from(vec![partition; n])),
+            ),
             ("event_id", Arc::new(StringArray::from(ids.to_vec()))),
             ("tenant_id", Arc::new(StringArray::from(vec!["t"; n]))),
             ("source", Arc::new(StringArray::from(vec!["s"; n]))),
@@ -220,11 +289,17 @@ mod tests {
     async fn state_survives_snapshot_and_restore() {
         let mut op = Dedup::new("dedup", 3600);
         ids_out(&mut op, batch(&["a", "b"], 5)).await;
-        let state = op.snapshot().unwrap().unwrap();
+        ids_out(&mut op, batch_in(&["c"], 5, 1)).await;
+        let snap = op.snapshot().unwrap();
+        assert_eq!(snap.len(), 2, "one blob per shard");
+        assert!(op.snapshot().unwrap().is_empty(), "nothing changed since");
+        let (name, state) = snap.iter().find(|(s, _)| s == "t@0").unwrap();
+        // Only partition 0 moves to the new owner.
         let mut restored = Dedup::new("dedup", 3600);
-        restored.restore(&state).unwrap();
+        restored.restore(name, state).unwrap();
         assert_eq!(restored.tracked_keys(), 2);
         assert_eq!(ids_out(&mut restored, batch(&["a", "z"], 10)).await, ["z"]);
-        assert!(restored.restore(&state[..20]).is_err());
+        assert_eq!(ids_out(&mut restored, batch_in(&["a"], 10, 1)).await, ["a"]);
+        assert!(restored.restore(name, &state[..20]).is_err());
     }
 }

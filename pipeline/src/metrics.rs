@@ -50,6 +50,12 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Every metric somaflow exports.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
 pub struct Metrics {
     pub events_in: Family<NodeLabels, Counter>,
     pub events_out: Family<NodeTableLabels, Counter>,
@@ -69,6 +75,10 @@ pub struct Metrics {
     pub ingest_rejected: Counter,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
+    pub kafka_lag: Family<PartitionLabels, Gauge>,
+    pub kafka_read_offset: Family<PartitionLabels, Gauge>,
+    pub kafka_broker_up: Gauge,
+    pub kafka_rebalances: Counter,
     registry: Mutex<Registry>,
 }
 
@@ -93,6 +103,10 @@ impl Metrics {
             ingest_rejected: Counter::default(),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
+            kafka_lag: Family::default(),
+            kafka_read_offset: Family::default(),
+            kafka_broker_up: Gauge::default(),
+            kafka_rebalances: Counter::default(),
             registry: Mutex::new(Registry::with_prefix("somaflow")),
         };
         {
@@ -182,6 +196,26 @@ impl Metrics {
                 "http_request_duration_seconds",
                 "HTTP request latency by route",
                 m.http_duration.clone(),
+            );
+            r.register(
+                "kafka_consumer_lag",
+                "Records in a partition the pipeline has not read yet (high watermark - position)",
+                m.kafka_lag.clone(),
+            );
+            r.register(
+                "kafka_read_offset",
+                "Next offset the pipeline reads in a partition",
+                m.kafka_read_offset.clone(),
+            );
+            r.register(
+                "kafka_broker_up",
+                "1 while the Kafka brokers answer metadata requests",
+                m.kafka_broker_up.clone(),
+            );
+            r.register(
+                "kafka_rebalances",
+                "Partition assignments this worker received",
+                m.kafka_rebalances.clone(),
             );
         }
         m

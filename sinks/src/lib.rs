@@ -1,4 +1,5 @@
-//! Sinks: where the pipeline's rows leave it. This crate has the Parquet
-//! lake sink; ClickHouse, Kafka and Redis come next.
+//! Sinks: where the pipeline's rows leave it. The Parquet lake sink and the
+//! Kafka dead-letter sink; ClickHouse and Redis come next.
 
+pub mod kafka;
 pub mod parquet;

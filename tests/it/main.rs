@@ -3,6 +3,7 @@
 
 mod backpressure;
 mod bad_input;
+mod cluster;
 mod crash;
 mod kafka;
 mod roundtrip;

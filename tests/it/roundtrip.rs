@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use somaflow_sources::generator::{Generator, GeneratorConfig, ProduceOptions, produce_http};
 
-use crate::support::{Somaflow, sql_number};
+use crate::support::{Somaflow, assert_lake_matches, sql_number};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_events_come_back_with_exact_counts_and_sums() {
@@ -51,66 +51,7 @@ async fn generated_events_come_back_with_exact_counts_and_sums() {
     })
     .await;
 
-    for (table, k) in &stats.kinds {
-        let count = sql_number(&base, &format!("SELECT count(*) FROM {table}")).await;
-        let distinct = sql_number(
-            &base,
-            &format!("SELECT count(DISTINCT event_id) FROM {table}"),
-        )
-        .await;
-        assert_eq!(count, i128::from(k.count), "{table}: row count");
-        assert_eq!(distinct, count, "{table}: no duplicate event_id");
-    }
-    let conv = &stats.kinds["conversations"];
-    for (column, expected) in [
-        ("input_tokens", conv.input_tokens),
-        ("output_tokens", conv.output_tokens),
-        ("cached_input_tokens", conv.cached_input_tokens),
-        ("reasoning_tokens", conv.reasoning_tokens),
-    ] {
-        let got = sql_number(&base, &format!("SELECT sum({column}) FROM conversations")).await;
-        assert_eq!(got, i128::from(expected), "sum of conversations.{column}");
-    }
-    let runs = &stats.kinds["capsule_executions"];
-    assert_eq!(
-        sql_number(&base, "SELECT sum(tokens) FROM capsule_executions").await,
-        i128::from(runs.tokens)
-    );
-    let tx = &stats.kinds["marketplace_transactions"];
-    assert_eq!(
-        sql_number(
-            &base,
-            "SELECT sum(amount_cents) FROM marketplace_transactions"
-        )
-        .await,
-        i128::from(tx.amount_cents)
-    );
-    let billing = &stats.kinds["billing_events"];
-    let nanos = sql_number(
-        &base,
-        "SELECT CAST(sum(quantity) * 1000000000 AS BIGINT) FROM billing_events",
-    )
-    .await;
-    assert_eq!(
-        nanos, billing.quantity_nanos,
-        "billing quantity, exact to the nano-unit"
-    );
-
-    let dead = sql_number(&base, "SELECT count(*) FROM dead_letters").await;
-    assert_eq!(
-        dead,
-        i128::from(stats.malformed),
-        "every malformed record is a dead letter"
-    );
-    let unexplained = sql_number(
-        &base,
-        "SELECT count(*) FROM dead_letters WHERE reason = '' OR length(raw) = 0",
-    )
-    .await;
-    assert_eq!(
-        unexplained, 0,
-        "dead letters keep their raw bytes and a reason"
-    );
+    assert_lake_matches(&base, &stats).await;
     // The metrics tell the same story.
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use somaflow_sources::generator::{GeneratorStats, ProduceReport};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_somaflow");
 
@@ -280,4 +281,286 @@ pub fn kafka_broker() -> String {
         "127.0.0.1:{}",
         std::env::var("SOMAFLOW_KAFKA_PORT").unwrap_or_else(|_| "19092".into())
     )
+}
+
+/// Asserts the lake holds exactly what the generator reports: per kind, the
+/// row count, one row per event id, and the token / amount / quantity sums;
+/// every malformed record as one dead letter with its raw bytes and reason.
+pub async fn assert_lake_matches(base: &str, stats: &GeneratorStats) {
+    for (table, k) in &stats.kinds {
+        let count = sql_number(base, &format!("SELECT count(*) FROM {table}")).await;
+        let distinct = sql_number(
+            base,
+            &format!("SELECT count(DISTINCT event_id) FROM {table}"),
+        )
+        .await;
+        assert_eq!(count, i128::from(k.count), "{table}: row count");
+        assert_eq!(distinct, count, "{table}: no duplicate event_id");
+    }
+    let conv = &stats.kinds["conversations"];
+    for (column, expected) in [
+        ("input_tokens", conv.input_tokens),
+        ("output_tokens", conv.output_tokens),
+        ("cached_input_tokens", conv.cached_input_tokens),
+        ("reasoning_tokens", conv.reasoning_tokens),
+    ] {
+        let got = sql_number(base, &format!("SELECT sum({column}) FROM conversations")).await;
+        assert_eq!(got, i128::from(expected), "sum of conversations.{column}");
+    }
+    assert_eq!(
+        sql_number(base, "SELECT sum(tokens) FROM capsule_executions").await,
+        i128::from(stats.kinds["capsule_executions"].tokens),
+        "sum of capsule_executions.tokens"
+    );
+    assert_eq!(
+        sql_number(
+            base,
+            "SELECT sum(amount_cents) FROM marketplace_transactions"
+        )
+        .await,
+        i128::from(stats.kinds["marketplace_transactions"].amount_cents),
+        "sum of marketplace_transactions.amount_cents"
+    );
+    let nanos = sql_number(
+        base,
+        "SELECT CAST(sum(quantity) * 1000000000 AS BIGINT) FROM billing_events",
+    )
+    .await;
+    assert_eq!(
+        nanos, stats.kinds["billing_events"].quantity_nanos,
+        "billing quantity, exact to the nano-unit"
+    );
+    let dead = sql_number(base, "SELECT count(*) FROM dead_letters").await;
+    assert_eq!(
+        dead,
+        i128::from(stats.malformed),
+        "every malformed record is one dead letter"
+    );
+    let distinct_origins = sql_number(
+        base,
+        "SELECT count(*) FROM (SELECT DISTINCT source_topic, source_partition, source_offset FROM dead_letters)",
+    )
+    .await;
+    assert_eq!(distinct_origins, dead, "no dead letter twice");
+    let unexplained = sql_number(
+        base,
+        "SELECT count(*) FROM dead_letters WHERE reason = '' OR length(raw) = 0",
+    )
+    .await;
+    assert_eq!(
+        unexplained, 0,
+        "dead letters keep their raw bytes and a reason"
+    );
+}
+
+/// Rows of every event table together.
+pub async fn lake_event_rows(base: &str) -> i128 {
+    sql_number(
+        base,
+        "SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM policy_decisions) + (SELECT count(*) FROM capsule_executions) + (SELECT count(*) FROM workflow_executions) + (SELECT count(*) FROM marketplace_transactions) + (SELECT count(*) FROM billing_events)",
+    )
+    .await
+}
+
+/// A Kafka broker of the test's own (port, storage), for tests that stop or
+/// kill it; started and stopped through `scripts/services.sh`.
+pub struct PrivateBroker {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PrivateBroker {
+    pub fn start() -> PrivateBroker {
+        kafka_broker(); // builds tansu if needed, and fails clearly without it
+        let broker = PrivateBroker {
+            dir: tempfile::tempdir().expect("broker folder"),
+            port: free_port(),
+        };
+        broker.services("start");
+        broker
+    }
+
+    fn services(&self, action: &str) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash")
+            .arg(root.join("scripts/services.sh"))
+            .args([action, "kafka"])
+            .env("SOMAFLOW_SERVICES_DIR", self.dir.path())
+            .env("SOMAFLOW_KAFKA_PORT", self.port.to_string())
+            .output()
+            .expect("run scripts/services.sh");
+        assert!(
+            out.status.success(),
+            "scripts/services.sh {action} kafka (port {}): {}",
+            self.port,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kafka/broker.pid"))
+            .expect("broker pid file")
+            .trim()
+            .to_string()
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `KILL`) to the broker process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} broker");
+    }
+
+    /// SIGKILL, then a new broker on the same storage and port.
+    pub fn kill9_and_restart(&self) {
+        self.signal("KILL");
+        // Wait for the port to be free before starting again.
+        std::thread::sleep(Duration::from_millis(500));
+        self.services("start");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid()]).status();
+        self.services("stop");
+    }
+}
+
+/// Workers of one cluster on a broker: their own topics (unique prefix), a
+/// shared checkpoint store and lake, `config/cluster.toml` for the rest.
+pub struct ClusterScenario {
+    pub brokers: String,
+    pub prefix: String,
+    pub root: tempfile::TempDir,
+}
+
+impl ClusterScenario {
+    /// Creates this scenario's topics with `partitions` partitions each.
+    pub fn new(brokers: &str, partitions: u32) -> ClusterScenario {
+        let scenario = ClusterScenario {
+            brokers: brokers.to_string(),
+            prefix: format!(
+                "c{}-{}.",
+                std::process::id(),
+                chrono::Utc::now().timestamp_micros()
+            ),
+            root: tempfile::tempdir().expect("scenario folder"),
+        };
+        let out = scenario
+            .command(
+                &["topics", "create"],
+                &[("SOMAFLOW_KAFKA__PARTITIONS", &partitions.to_string())],
+            )
+            .output()
+            .expect("somaflow topics create");
+        assert!(
+            out.status.success(),
+            "somaflow topics create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        scenario
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let root = self.root.path();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.toml");
+        [
+            ("SOMAFLOW_CONFIG", config.display().to_string()),
+            ("SOMAFLOW_KAFKA__BROKERS", self.brokers.clone()),
+            ("SOMAFLOW_KAFKA__TOPIC_PREFIX", self.prefix.clone()),
+            (
+                "SOMAFLOW_CLUSTER__GROUP_ID",
+                format!("{}group", self.prefix),
+            ),
+            (
+                "SOMAFLOW_CHECKPOINT__STORE",
+                root.join("checkpoints").display().to_string(),
+            ),
+            (
+                "SOMAFLOW_LAKE__URL",
+                root.join("lake").display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// A `somaflow` command with this scenario's settings.
+    pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .envs(self.env())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env_remove("RUST_BACKTRACE")
+            .current_dir(self.root.path());
+        c
+    }
+
+    /// Starts worker `id` (its log folder under the scenario root).
+    pub fn worker(&self, id: &str, extra: &[(&str, &str)]) -> Somaflow {
+        let dir = self.root.path().join(id);
+        std::fs::create_dir_all(&dir).expect("worker folder");
+        let mut env = self.env();
+        env.push(("SOMAFLOW_CLUSTER__WORKER_ID".into(), id.into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Somaflow::start(&dir, &env)
+    }
+
+    /// Starts `somaflow produce --to kafka … --json` in the background.
+    pub fn produce(&self, args: &[&str]) -> Child {
+        let mut all = vec!["produce", "--to", "kafka", "--json"];
+        all.extend_from_slice(args);
+        self.command(&all, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn somaflow produce")
+    }
+}
+
+/// Waits for a producer started by [`ClusterScenario::produce`]; its report.
+pub fn producer_report(child: Child) -> ProduceReport {
+    let out = child.wait_with_output().expect("wait for the producer");
+    assert!(
+        out.status.success(),
+        "somaflow produce failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("producer JSON report")
+}
+
+/// Waits until the lake has every valid event and dead letter the producer
+/// reported, then one checkpoint interval more (a late duplicate would show),
+/// and checks it exactly.
+pub async fn assert_lake_settles_to(node: &Somaflow, stats: &GeneratorStats, within: Duration) {
+    let base = node.url();
+    let expected = i128::from(stats.valid);
+    let malformed = i128::from(stats.malformed);
+    node.wait_until("every produced event in the lake", within, || {
+        let base = base.clone();
+        async move {
+            lake_event_rows(&base).await >= expected
+                && sql_number(&base, "SELECT count(*) FROM dead_letters").await >= malformed
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_lake_matches(&base, stats).await;
+}
+
+/// Held by each test that runs workers against a broker: under `cargo test`
+/// (one process, many threads) they run one at a time, as nextest's `kafka`
+/// test group does (.config/nextest.toml).
+pub async fn kafka_serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }

@@ -75,6 +75,7 @@ async fn operators_alone(records: &[Bytes], dir: &Path) -> anyhow::Result<()> {
         max_buffer_rows: 1_000_000,
         max_buffer_bytes: 64 << 20,
         row_group_rows: 1_000_000,
+        worker: None,
     };
     let mut sink = ParquetSink::new("lake", &sink_config)?;
     let (mut t_decode, mut t_dedup, mut t_sink) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);

@@ -2,7 +2,10 @@
 //! (`run`, `demo`), the generator (`produce`), queries (`sql`) and `bench`.
 
 pub mod bench;
+pub mod bench_kafka;
+pub mod cluster;
 pub mod demo;
+pub mod http;
 pub mod node;
 pub mod produce;
 pub mod registry;

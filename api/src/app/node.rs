@@ -8,21 +8,18 @@ use anyhow::Context;
 use somaflow_pipeline::Config;
 use somaflow_pipeline::runtime::{PipelineStatus, RunningPipeline, start};
 use somaflow_sources::log::DurableLog;
-use somaflow_sql::LakeSql;
-use tokio::sync::oneshot;
 use tracing::info;
 
+use super::http::HttpServer;
 use super::registry::registry;
-use crate::server::{bind, router};
-use crate::state::AppState;
+use crate::ingest::Ingest;
 
 pub struct EmbeddedNode {
     pub addr: SocketAddr,
     pub log: DurableLog,
     pub status: Arc<PipelineStatus>,
     pipeline: RunningPipeline,
-    server_stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: HttpServer,
 }
 
 impl EmbeddedNode {
@@ -33,33 +30,15 @@ impl EmbeddedNode {
         let pipeline = start(config, &registry(log.clone()))
             .await
             .context("starting the pipeline")?;
-        let sql = LakeSql::open(&config.lake_url())
-            .await
-            .with_context(|| format!("opening the lake at {}", config.lake_url()))?;
-        let state = AppState {
-            log: log.clone(),
-            sql: Arc::new(sql),
-            pipeline: pipeline.status.clone(),
-            time_bounds: config.time_bounds(),
-            body_limit: config.server.body_limit_bytes,
-        };
-        let (listener, addr) = bind(&config.server.listen).await?;
-        let (server_stop, stopped) = oneshot::channel::<()>();
-        let app = router(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server =
+            HttpServer::start(config, Ingest::Log(log.clone()), pipeline.status.clone()).await?;
+        let addr = server.addr;
         info!(%addr, "somaflow is listening");
         Ok(EmbeddedNode {
             addr,
             log,
             status: pipeline.status.clone(),
             pipeline,
-            server_stop,
             server,
         })
     }
@@ -68,11 +47,7 @@ impl EmbeddedNode {
     /// stops the pipeline with a final checkpoint so every accepted event is
     /// in the lake.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.server_stop.send(());
-        self.server
-            .await
-            .context("HTTP server task")?
-            .context("HTTP server")?;
+        self.server.stop().await?;
         self.pipeline
             .stop()
             .await
@@ -99,7 +74,7 @@ impl EmbeddedNode {
                 self.shutdown().await
             }
             reason = failed => {
-                let _ = self.server_stop.send(());
+                self.server.abort();
                 anyhow::bail!("the pipeline failed: {reason}; restart somaflow to resume from the last checkpoint")
             }
         }

@@ -1,4 +1,7 @@
-//! Logging setup: `RUST_LOG` filters (default `info`), logs to stderr.
+//! Logging setup: `RUST_LOG` filters (default `info`), logs to stderr,
+//! colored only on a terminal (files and CI logs stay greppable).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,5 +12,6 @@ pub fn init(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

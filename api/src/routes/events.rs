@@ -1,10 +1,7 @@
 //! `POST /v1/events`: CloudEvents in (single, batch, NDJSON), validated per
-//! event, appended to the durable log, answered only once durable.
-//!
-//! Refused events are appended too, flagged by nothing but their content:
-//! the pipeline's decode refuses them again, the same way, and files them in
-//! dead letters with the raw bytes and reason. So a 202 (or 400) answer and
-//! the dead-letter table always agree.
+//! event, stored (embedded log or Kafka, see [`crate::ingest`]), answered
+//! only once durable. Refused events are stored too, as dead letters to be,
+//! so the answer and the dead letters always agree.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,9 +11,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use somaflow_pipeline::events::{BodyFormat, parse_event, split_body};
 use somaflow_pipeline::metrics::metrics;
-use somaflow_sources::log::LogError;
 
 use crate::error::ApiError;
+use crate::ingest::{Checked, IngestError};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
@@ -70,26 +67,33 @@ pub async fn post_events(
 
     let ingest_time_us = chrono::Utc::now().timestamp_micros();
     let mut rejected = Vec::new();
+    let mut checked = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
-        if let Err(e) = parse_event(record, ingest_time_us, &state.time_bounds) {
-            rejected.push(Rejection {
-                index,
-                error: e.to_string(),
-            });
-        }
+        let verdict = match parse_event(record, ingest_time_us, &state.time_bounds) {
+            Ok(event) => Ok((event.kind, event.tenant_id.into_owned())),
+            Err(e) => {
+                let error = e.to_string();
+                rejected.push(Rejection {
+                    index,
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        };
+        checked.push(Checked {
+            raw: share(&body, record),
+            verdict,
+        });
     }
     let accepted = records.len() - rejected.len();
-    let payloads = records.iter().map(|r| share(&body, r)).collect();
     state
-        .log
-        .append(ingest_time_us, payloads)
+        .ingest
+        .store(ingest_time_us, checked)
         .await
         .map_err(|e| match e {
-            LogError::RecordTooLarge { .. } => {
-                ApiError::bad_request("event_too_large", e.to_string())
-            }
-            e => ApiError::Unavailable {
-                message: format!("events were not stored: {e}"),
+            IngestError::Refused(m) => ApiError::bad_request("event_too_large", m),
+            IngestError::Unavailable(message) => ApiError::Unavailable {
+                message,
                 retry_after_secs: 1,
             },
         })?;

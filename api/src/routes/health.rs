@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use somaflow_pipeline::metrics::metrics;
 
+use crate::ingest::Ingest;
 use crate::state::AppState;
 
 pub async fn health() -> impl IntoResponse {
@@ -15,22 +16,23 @@ pub async fn health() -> impl IntoResponse {
 }
 
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let mut problems = Vec::new();
-    if !state.log.is_healthy() {
-        problems.push("the embedded log stopped after a write error".to_string());
+    let mut problems: Vec<String> = state.ingest.problem().into_iter().collect();
+    // A cluster worker between assignments (or with none) has no pipeline
+    // running and is still ready; a failed pipeline never is.
+    let embedded = matches!(state.ingest, Ingest::Log(_));
+    if let Some(reason) = state.pipeline.failure() {
+        problems.push(format!("the pipeline failed: {reason}"));
+    } else if embedded && !state.pipeline.is_running() {
+        problems.push("the pipeline is not running".to_string());
     }
-    if !state.pipeline.is_running() {
-        problems.push(match state.pipeline.failure() {
-            Some(reason) => format!("the pipeline failed: {reason}"),
-            None => "the pipeline is not running".to_string(),
-        });
-    }
-    let body = json!({
+    let mut body = json!({
         "ready": problems.is_empty(),
         "problems": problems,
         "last_checkpoint": state.pipeline.last_checkpoint(),
-        "log_end_offset": state.log.end_offset(),
     });
+    if let Ingest::Log(log) = &state.ingest {
+        body["log_end_offset"] = json!(log.end_offset());
+    }
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {

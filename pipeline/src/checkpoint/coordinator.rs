@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span};
 
-use super::manifest::{Manifest, NodeCheckpoint};
+use super::manifest::{Manifest, NodeCheckpoint, Positions};
 use super::store::CheckpointStore;
 use crate::metrics::metrics;
 use crate::runtime::{Committer, PipelineError, PipelineStatus};
@@ -30,12 +30,13 @@ pub enum Ack {
     Source {
         node: usize,
         epoch: u64,
-        position: serde_json::Value,
+        positions: Positions,
     },
     Operator {
         node: usize,
         epoch: u64,
-        state: Option<Vec<u8>>,
+        /// Shards whose state changed since the last snapshot.
+        changed: Vec<(String, Vec<u8>)>,
     },
     Sink {
         node: usize,
@@ -64,6 +65,11 @@ pub struct Coordinator {
     pub interval: Duration,
     pub keep: usize,
     pub status: Arc<PipelineStatus>,
+    /// Shards this instance does not own, by node, copied into every manifest.
+    pub carried: BTreeMap<String, NodeCheckpoint>,
+    /// Each operator's current state keys by shard; an unchanged shard keeps
+    /// pointing at the blob written when it last changed.
+    pub state_keys: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Coordinator {
@@ -137,18 +143,19 @@ impl Coordinator {
             acked[node] = true;
             pending -= 1;
             let id = self.node_ids[node].clone();
-            let entry = match ack {
-                Ack::Source { position, .. } => NodeCheckpoint {
-                    position: Some(position),
+            let mut entry = match ack {
+                Ack::Source { positions, .. } => NodeCheckpoint {
+                    positions,
                     ..Default::default()
                 },
-                Ack::Operator { state, .. } => {
-                    let state = match state {
-                        Some(bytes) => Some(self.store.write_state(epoch, &id, bytes).await?),
-                        None => None,
-                    };
+                Ack::Operator { changed, .. } => {
+                    let keys = self.state_keys.entry(id.clone()).or_default();
+                    for (shard, bytes) in changed {
+                        let key = self.store.write_state(epoch, &id, &shard, bytes).await?;
+                        keys.insert(shard, key);
+                    }
                     NodeCheckpoint {
-                        state,
+                        state: keys.clone(),
                         ..Default::default()
                     }
                 }
@@ -157,11 +164,15 @@ impl Coordinator {
                     ..Default::default()
                 },
             };
+            if let Some(carried) = self.carried.get(&id) {
+                entry.fill_from(carried);
+            }
             nodes.insert(id, entry);
         }
         let manifest = Manifest {
             epoch,
             created_at: chrono::Utc::now().to_rfc3339(),
+            worker: self.store.worker().to_string(),
             nodes,
         };
         self.store.write_manifest(&manifest).await?;

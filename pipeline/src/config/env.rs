@@ -6,6 +6,18 @@ use super::ConfigError;
 
 const PREFIX: &str = "SOMAFLOW_";
 
+/// `SOMAFLOW_…` variables that are not config keys: the config file path
+/// (read by the CLI) and the settings of `scripts/services.sh`.
+const NOT_CONFIG: &[&str] = &[
+    "CONFIG",
+    "SERVICES_DIR",
+    "KAFKA_PORT",
+    "KAFKA_STORAGE",
+    "REDIS_PORT",
+    "CLICKHOUSE_PORT",
+    "TANSU_ROOT",
+];
+
 pub fn apply_env_overrides(
     table: &mut toml::Table,
     vars: impl IntoIterator<Item = (String, String)>,
@@ -14,6 +26,9 @@ pub fn apply_env_overrides(
         let Some(rest) = name.strip_prefix(PREFIX) else {
             continue;
         };
+        if NOT_CONFIG.contains(&rest) {
+            continue;
+        }
         let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
         if path.iter().any(|p| p.is_empty()) {
             return Err(ConfigError::key(

@@ -1,6 +1,7 @@
 //! The TOML configuration: one file, `SOMAFLOW_…` environment overrides, and
 //! startup validation that names the key and the reason.
 
+mod cluster;
 mod env;
 
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{ClusterConfig, ClusterMode};
 pub use env::apply_env_overrides;
 
 /// A configuration mistake, reported at startup.
@@ -45,6 +47,7 @@ pub struct Config {
     pub dedup: DedupConfig,
     pub lake: LakeConfig,
     pub kafka: KafkaConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// The Kafka cluster: one topic per event kind plus dead letters.
@@ -62,8 +65,28 @@ pub struct KafkaConfig {
     pub dead_letter_topic: Option<String>,
     /// Partitions `somaflow topics create` gives each topic.
     pub partitions: i32,
-    /// Extra librdkafka settings, passed through as they are.
+    /// Extra librdkafka settings, passed through as they are (numbers and
+    /// booleans too, as `SOMAFLOW_KAFKA__CLIENT__…` overrides produce them).
+    #[serde(deserialize_with = "scalars_as_strings")]
     pub client: std::collections::BTreeMap<String, String>,
+}
+
+fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    let raw = std::collections::BTreeMap::<String, toml::Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            toml::Value::String(s) => Ok((k, s)),
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                Ok((k, v.to_string()))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "`{k}` must be a string, number or boolean, got {}",
+                other.type_str()
+            ))),
+        })
+        .collect()
 }
 
 impl Default for KafkaConfig {
@@ -187,6 +210,7 @@ impl Default for Config {
             dedup: DedupConfig::default(),
             lake: LakeConfig::default(),
             kafka: KafkaConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -344,6 +368,7 @@ impl Config {
         if self.kafka.partitions < 1 {
             return Err(ConfigError::key("kafka.partitions", "must be at least 1"));
         }
+        self.cluster.validate()?;
         if self.pipeline.channel_rows < self.pipeline.batch_rows {
             return Err(ConfigError::key(
                 "pipeline.channel_rows",
@@ -375,6 +400,12 @@ impl Config {
             .url
             .clone()
             .unwrap_or_else(|| self.data_dir.join("lake").display().to_string())
+    }
+
+    /// Whether the graph reads Kafka: the node is then a cluster worker
+    /// (HTTP ingest produces to Kafka instead of the embedded log).
+    pub fn reads_kafka(&self) -> bool {
+        self.nodes().iter().any(|n| n.kind == "kafka")
     }
 
     pub fn nodes(&self) -> Vec<NodeConfig> {

@@ -187,14 +187,14 @@ mod tests {
     struct Reader;
     #[async_trait]
     impl Source for Reader {
-        async fn restore(&mut self, _: Option<&serde_json::Value>) -> Result<(), NodeError> {
+        async fn restore(&mut self, _: &crate::checkpoint::Positions) -> Result<(), NodeError> {
             Ok(())
         }
         async fn poll(&mut self) -> Result<SourcePoll, NodeError> {
             Ok(SourcePoll::Idle)
         }
-        fn position(&self) -> serde_json::Value {
-            serde_json::Value::Null
+        fn position(&self) -> crate::checkpoint::Positions {
+            Default::default()
         }
     }
 

@@ -16,6 +16,6 @@ pub use error::PipelineError;
 pub use graph::{PlannedNode, Registry, plan};
 pub use inputs::{InputEvent, Inputs};
 pub use message::{Batch, Message, Watermark};
-pub use run::{RunningPipeline, start};
+pub use run::{RunningPipeline, start, start_with};
 pub use status::PipelineStatus;
 pub use traits::{Committer, Emitter, Node, NodeError, OUT, Operator, Sink, Source, SourcePoll};

@@ -2,7 +2,7 @@
 //! every node, finish the interrupted commit, wire the channels and spawn the
 //! tasks plus the checkpoint coordinator.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +12,12 @@ use tracing::{error, info};
 
 use super::channel::{RowReceiver, RowSender, row_channel};
 use super::error::PipelineError;
-use super::graph::{Registry, plan};
+use super::graph::{Registry, plan as plan_graph};
 use super::inputs::Inputs;
 use super::status::PipelineStatus;
 use super::tasks::{Outputs, run_operator, run_sink, run_source};
 use super::traits::{Committer, Node};
-use crate::checkpoint::{CheckpointStore, Coordinator};
+use crate::checkpoint::{CheckpointStore, Coordinator, NodeCheckpoint, RestorePlan};
 use crate::config::Config;
 
 /// A running pipeline.
@@ -53,38 +53,57 @@ fn node_err(id: &str) -> impl Fn(super::traits::NodeError) -> PipelineError + '_
     }
 }
 
+/// Starts a single node's pipeline from its own newest checkpoint.
 pub async fn start(config: &Config, registry: &Registry) -> Result<RunningPipeline, PipelineError> {
-    let mut planned = plan(config, registry)?;
     let store = CheckpointStore::open(&config.checkpoint_store())?;
-    let manifest = store.latest().await?;
-    let epoch = manifest.as_ref().map_or(0, |m| m.epoch);
-    match &manifest {
+    let plan = RestorePlan::load(&store, None).await?;
+    start_with(config, registry, store, plan, Arc::default()).await
+}
+
+/// Starts a pipeline that restores what `plan` says: a cluster worker's
+/// instance for its current partitions. `status` may outlive the instance.
+pub async fn start_with(
+    config: &Config,
+    registry: &Registry,
+    store: CheckpointStore,
+    plan: RestorePlan,
+    status: Arc<PipelineStatus>,
+) -> Result<RunningPipeline, PipelineError> {
+    let mut planned = plan_graph(config, registry)?;
+    match &plan.own {
         Some(m) => info!(epoch = m.epoch, created_at = %m.created_at, "restoring from checkpoint"),
-        None => info!("no checkpoint found: starting from the beginning"),
+        None => info!("no checkpoint of this node yet"),
     }
 
     let mut committers: Vec<(usize, Arc<dyn Committer>)> = Vec::new();
+    let mut state_keys = BTreeMap::new();
+    let empty = NodeCheckpoint::default();
     for (i, p) in planned.iter_mut().enumerate() {
-        let cp = manifest.as_ref().and_then(|m| m.nodes.get(&p.id));
+        let restore = plan.nodes.get(&p.id).unwrap_or(&empty);
         let err = node_err(&p.id);
         let committer = match &mut p.node {
             Node::Source(s) => {
-                s.restore(cp.and_then(|c| c.position.as_ref()))
-                    .await
-                    .map_err(&err)?;
+                s.restore(&restore.positions).await.map_err(&err)?;
                 s.committer()
             }
             Node::Operator(op) => {
-                if let Some(key) = cp.and_then(|c| c.state.as_deref()) {
+                for (shard, key) in &restore.state {
                     let state = store.read_state(key).await?;
-                    op.restore(&state).map_err(&err)?;
+                    op.restore(shard, &state).map_err(&err)?;
                 }
+                state_keys.insert(p.id.clone(), restore.state.clone());
                 None
             }
             Node::Sink(s) => Some(s.committer()),
         };
         if let Some(c) = committer {
-            c.recover(cp).await.map_err(&err)?;
+            let own = plan.own.as_ref().and_then(|m| m.nodes.get(&p.id));
+            c.recover(own).await.map_err(&err)?;
+            for peer in &plan.peers {
+                if let Some(cp) = peer.nodes.get(&p.id).filter(|cp| cp.pre_commit.is_some()) {
+                    c.commit(peer.epoch, cp).await.map_err(&err)?;
+                }
+            }
             committers.push((i, c));
         }
     }
@@ -101,7 +120,6 @@ pub async fn start(config: &Config, registry: &Registry) -> Result<RunningPipeli
         }
     }
 
-    let status = Arc::new(PipelineStatus::default());
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let mut source_controls = Vec::new();
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
@@ -139,10 +157,12 @@ pub async fn start(config: &Config, registry: &Registry) -> Result<RunningPipeli
         sources: source_controls,
         committers,
         acks: ack_rx,
-        epoch,
+        epoch: plan.epoch,
         interval: Duration::from_millis(config.checkpoint.interval_ms),
         keep: config.checkpoint.keep,
         status: status.clone(),
+        carried: plan.carried,
+        state_keys,
     };
     status.set_running(true);
     let supervisor_status = status.clone();

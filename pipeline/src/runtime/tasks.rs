@@ -128,7 +128,7 @@ pub async fn run_source(
                         }
                     }
                 }
-                ack(&acks, Ack::Source { node: index, epoch, position: source.position() })?;
+                ack(&acks, Ack::Source { node: index, epoch, positions: source.position() })?;
                 outputs.broadcast(Message::Barrier(epoch)).await?;
                 if matches!(c, SourceControl::Drain(_)) {
                     break;
@@ -176,13 +176,13 @@ pub async fn run_operator(
                 }
             }
             InputEvent::Barrier(epoch) => {
-                let state = operator.snapshot().map_err(&err)?;
+                let changed = operator.snapshot().map_err(&err)?;
                 ack(
                     &acks,
                     Ack::Operator {
                         node: index,
                         epoch,
-                        state,
+                        changed,
                     },
                 )?;
                 outputs.broadcast(Message::Barrier(epoch)).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::message::{Batch, Watermark};
-use crate::checkpoint::NodeCheckpoint;
+use crate::checkpoint::{NodeCheckpoint, Positions};
 
 /// Errors from node implementations; each crate keeps its own typed errors
 /// and boxes them at this boundary.
@@ -23,13 +23,15 @@ pub enum SourcePoll {
 /// Reads records from outside the graph and knows its read positions.
 #[async_trait]
 pub trait Source: Send {
-    /// Seeks to positions from the newest complete checkpoint (or the start).
-    async fn restore(&mut self, position: Option<&serde_json::Value>) -> Result<(), NodeError>;
+    /// Seeks to positions from the newest complete checkpoint; a shard
+    /// without a position starts at its beginning.
+    async fn restore(&mut self, positions: &Positions) -> Result<(), NodeError>;
     /// The next batch, or [`SourcePoll::Idle`] after a short wait. Must be
     /// cancel-safe: the task may drop the future to handle a barrier.
     async fn poll(&mut self) -> Result<SourcePoll, NodeError>;
-    /// Positions after the last record returned (the next record to read).
-    fn position(&self) -> serde_json::Value;
+    /// Positions after the last record returned (the next record to read),
+    /// by shard.
+    fn position(&self) -> Positions;
     /// Whether everything available has been read. A draining stop (clean
     /// shutdown) reads until this holds, so every accepted event is
     /// committed before the process exits.
@@ -92,11 +94,14 @@ pub trait Operator: Send {
     ) -> Result<Option<Watermark>, NodeError> {
         Ok(Some(watermark))
     }
-    /// State at a barrier, or `None` for a stateless operator.
-    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, NodeError> {
-        Ok(None)
+    /// State at a barrier, by shard (see [`crate::checkpoint::shard`]):
+    /// only the shards that changed since the previous snapshot; the others
+    /// keep their earlier blobs. Stateless operators return nothing.
+    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+        Ok(Vec::new())
     }
-    fn restore(&mut self, _state: &[u8]) -> Result<(), NodeError> {
+    /// Restores one shard's state (called once per shard before any batch).
+    fn restore(&mut self, _shard: &str, _state: &[u8]) -> Result<(), NodeError> {
         Ok(())
     }
 }

@@ -29,12 +29,16 @@ pub struct PreCommit {
 
 pub struct LakeCommitter {
     pub node: String,
+    pub worker: Option<String>,
     pub location: StorageLocation,
 }
 
 impl LakeCommitter {
     pub fn staging_root(&self) -> String {
-        format!("_staging/{}", self.node)
+        match &self.worker {
+            Some(worker) => format!("_staging/{worker}/{}", self.node),
+            None => format!("_staging/{}", self.node),
+        }
     }
 
     async fn publish(&self, epoch: u64, files: &[StagedFile]) -> Result<(), ParquetSinkError> {

@@ -13,6 +13,9 @@ pub struct ParquetSinkConfig {
     /// Bytes buffered for one partition before they are staged early.
     pub max_buffer_bytes: usize,
     pub row_group_rows: usize,
+    /// The cluster worker this sink runs in: its staging folder is its own,
+    /// so one worker's restart never discards another's staged files.
+    pub worker: Option<String>,
 }
 
 impl ParquetSinkConfig {
@@ -23,6 +26,7 @@ impl ParquetSinkConfig {
             max_buffer_rows: config.lake.max_buffer_rows,
             max_buffer_bytes: config.lake.max_buffer_mib.saturating_mul(1024 * 1024),
             row_group_rows: config.lake.row_group_rows,
+            worker: config.reads_kafka().then(|| config.cluster.worker_id()),
         }
     }
 }

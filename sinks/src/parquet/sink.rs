@@ -90,6 +90,7 @@ impl ParquetSink {
             task: 0,
             committer: Arc::new(LakeCommitter {
                 node: node.to_string(),
+                worker: config.worker.clone(),
                 location: location.clone(),
             }),
             location,

@@ -21,6 +21,8 @@ pub enum KafkaError {
         brokers: String,
         source: rdkafka::error::KafkaError,
     },
+    #[error("starting a Kafka thread: {0}")]
+    Thread(String),
 }
 
 /// Base settings: brokers plus any `kafka.client` pass-through keys.

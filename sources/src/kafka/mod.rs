@@ -1,8 +1,18 @@
-//! Kafka plumbing shared by the cluster mode: client settings from config
-//! and topic administration. The Kafka source itself comes with issue 3.
+//! Kafka: client settings from config, topic administration, the consumer
+//! thread with its rebalance hand-off, the pipeline source, and the broker
+//! health probe.
 
 mod client;
+mod feed;
+mod order;
+mod probe;
+mod source;
 mod topics;
 
 pub use client::{KafkaError, client_config, create_client, idempotent_producer};
-pub use topics::{TopicOutcome, create_topics, missing_topics};
+pub use feed::{
+    FeedConsumer, FeedEvent, Generation, KafkaFeed, PartitionBatch, SESSION_TIMEOUT_MS,
+};
+pub use probe::BrokerHealth;
+pub use source::{KafkaSource, OffsetCommitter};
+pub use topics::{TopicOutcome, create_topics, missing_topics, partitions_of};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use somaflow_pipeline::config::KafkaConfig;
 
@@ -65,4 +65,29 @@ pub fn missing_topics(config: &KafkaConfig) -> Result<Vec<String>, KafkaError> {
         .into_iter()
         .filter(|t| !present.contains(&t.as_str()))
         .collect())
+}
+
+/// Every partition of `topics`, as the broker reports them.
+pub fn partitions_of<C: ConsumerContext>(
+    client: &BaseConsumer<C>,
+    config: &KafkaConfig,
+    topics: &[String],
+) -> Result<Vec<(String, i32)>, KafkaError> {
+    let mut partitions = Vec::new();
+    for topic in topics {
+        let metadata = client
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(|source| KafkaError::Unreachable {
+                brokers: config.brokers.clone(),
+                source,
+            })?;
+        for t in metadata.topics() {
+            partitions.extend(
+                t.partitions()
+                    .iter()
+                    .map(|p| (t.name().to_string(), p.id())),
+            );
+        }
+    }
+    Ok(partitions)
 }

@@ -9,8 +9,7 @@ use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use serde::{Deserialize, Serialize};
-use somaflow_pipeline::checkpoint::NodeCheckpoint;
+use somaflow_pipeline::checkpoint::{NodeCheckpoint, Positions, shard};
 use somaflow_pipeline::events::schema::{RAW_TABLE, raw_schema};
 use somaflow_pipeline::metrics::metrics;
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Source, SourcePoll};
@@ -21,9 +20,9 @@ use crate::log::{DurableLog, LogReader, LogRecord};
 /// `source_topic` of rows read from the embedded log.
 pub const LOG_TOPIC: &str = "log";
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Position {
-    offset: u64,
+/// The one shard of the embedded log.
+fn log_shard() -> String {
+    shard(LOG_TOPIC, 0)
 }
 
 pub struct LocalLogSource {
@@ -72,9 +71,9 @@ impl LocalLogSource {
 
 #[async_trait]
 impl Source for LocalLogSource {
-    async fn restore(&mut self, position: Option<&serde_json::Value>) -> Result<(), NodeError> {
-        let from = match position {
-            Some(v) => serde_json::from_value::<Position>(v.clone())?.offset,
+    async fn restore(&mut self, positions: &Positions) -> Result<(), NodeError> {
+        let from = match positions.get(&log_shard()) {
+            Some(offset) => u64::try_from(*offset)?,
             None => self.log.first_offset(),
         };
         debug!(from, "log source seeks");
@@ -101,9 +100,9 @@ impl Source for LocalLogSource {
         )))
     }
 
-    fn position(&self) -> serde_json::Value {
+    fn position(&self) -> Positions {
         let offset = self.reader.as_ref().map_or(0, |r| r.next_offset());
-        serde_json::json!({ "offset": offset })
+        [(log_shard(), offset as i64)].into()
     }
 
     fn caught_up(&self) -> bool {
@@ -127,8 +126,8 @@ struct LogRetention {
 #[async_trait]
 impl Committer for LogRetention {
     async fn commit(&self, _epoch: u64, checkpoint: &NodeCheckpoint) -> Result<(), NodeError> {
-        if let Some(p) = &checkpoint.position {
-            let offset = serde_json::from_value::<Position>(p.clone())?.offset;
+        if let Some(offset) = checkpoint.positions.get(&log_shard()) {
+            let offset = u64::try_from(*offset)?;
             let deleted = self.log.delete_below(offset)?;
             if deleted > 0 {
                 debug!(deleted, below = offset, "log segments deleted");
