@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use somaflow_pipeline::config::KafkaConfig;
@@ -70,14 +69,33 @@ impl Ingest {
     }
 }
 
-/// Produces valid events to their kind's topic (key = tenant) and refused
-/// ones to the dead-letter topic (reason in a header).
+/// Produces events to their kind's topic, key = tenant.
 #[derive(Clone)]
 pub struct KafkaIngest {
     producer: FutureProducer,
     topics: Vec<String>,
-    dead_letter_topic: String,
     pub health: BrokerHealth,
+}
+
+/// The topic (by kind) and key of an event that failed validation: its
+/// declared `type` and `tenantid` when they can be read.
+fn refused_route(raw: &[u8]) -> (EventKind, Option<&str>) {
+    #[derive(serde::Deserialize)]
+    struct Peek<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<&'a str>,
+        #[serde(borrow, default)]
+        tenantid: Option<&'a str>,
+    }
+    match serde_json::from_slice::<Peek<'_>>(raw) {
+        Ok(p) => (
+            p.kind
+                .and_then(EventKind::from_type_name)
+                .unwrap_or(EventKind::ALL[0]),
+            p.tenantid,
+        ),
+        Err(_) => (EventKind::ALL[0], None),
+    }
 }
 
 /// How long a request waits for the broker before answering 503.
@@ -102,7 +120,6 @@ impl KafkaIngest {
         Ok(Self {
             producer,
             topics: EventKind::ALL.iter().map(|k| kafka.topic(*k)).collect(),
-            dead_letter_topic: kafka.dead_letter_topic(),
             health,
         })
     }
@@ -121,23 +138,19 @@ impl KafkaIngest {
                 Ok((kind, tenant)) => FutureRecord::to(&self.topics[*kind as usize])
                     .key(tenant.as_bytes())
                     .payload(r.raw.as_ref()),
-                Err(reason) => FutureRecord::to(&self.dead_letter_topic)
-                    .payload(r.raw.as_ref())
-                    .headers(
-                        OwnedHeaders::new()
-                            .insert(Header {
-                                key: "source_topic",
-                                value: Some("http"),
-                            })
-                            .insert(Header {
-                                key: "stage",
-                                value: Some("ingest"),
-                            })
-                            .insert(Header {
-                                key: "reason",
-                                value: Some(reason.as_str()),
-                            }),
-                    ),
+                // A refused event goes where its type says (or to the first
+                // kind's topic): decode refuses it again and files it as a
+                // dead letter, in the lake and the dead-letter topic, so the
+                // answer and the dead letters agree as in the embedded mode.
+                Err(_) => {
+                    let (kind, tenant) = refused_route(&r.raw);
+                    let record = FutureRecord::<[u8], [u8]>::to(&self.topics[kind as usize])
+                        .payload(r.raw.as_ref());
+                    match tenant {
+                        Some(t) => record.key(t.as_bytes()),
+                        None => record,
+                    }
+                }
             }
             .timestamp(timestamp_ms);
             sends.push(self.producer.send(record, DELIVERY_TIMEOUT));

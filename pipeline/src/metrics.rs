@@ -79,6 +79,7 @@ pub struct Metrics {
     pub kafka_read_offset: Family<PartitionLabels, Gauge>,
     pub kafka_broker_up: Gauge,
     pub kafka_rebalances: Counter,
+    pub kafka_offset_gaps: Counter,
     registry: Mutex<Registry>,
 }
 
@@ -107,6 +108,7 @@ impl Metrics {
             kafka_read_offset: Family::default(),
             kafka_broker_up: Gauge::default(),
             kafka_rebalances: Counter::default(),
+            kafka_offset_gaps: Counter::default(),
             registry: Mutex::new(Registry::with_prefix("somaflow")),
         };
         {
@@ -216,6 +218,11 @@ impl Metrics {
                 "kafka_rebalances",
                 "Partition assignments this worker received",
                 m.kafka_rebalances.clone(),
+            );
+            r.register(
+                "kafka_offset_gaps",
+                "Jumps in a partition's offsets still there on a second fetch (accepted)",
+                m.kafka_offset_gaps.clone(),
             );
         }
         m

@@ -90,7 +90,10 @@ async fn http_ingest_goes_through_kafka_and_answers_503_while_the_broker_is_stal
         .wait_until(
             "the posted events in the lake",
             Duration::from_secs(60),
-            || async { sql_number(&base, "SELECT count(*) FROM conversations").await >= 500 },
+            || async {
+                sql_number(&base, "SELECT count(*) FROM conversations").await >= 500
+                    && sql_number(&base, "SELECT count(*) FROM dead_letters").await >= 1
+            },
         )
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -101,6 +104,11 @@ async fn http_ingest_goes_through_kafka_and_answers_503_while_the_broker_is_stal
     assert_eq!(
         sql_number(&base, "SELECT sum(input_tokens) FROM conversations").await,
         5000
+    );
+    // The refused record is a dead letter, as in the embedded mode.
+    assert_eq!(
+        sql_number(&base, "SELECT count(*) FROM dead_letters").await,
+        1
     );
 
     broker.signal("STOP");
@@ -150,12 +158,13 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing_in_assign_mode()
     let assign = ("SOMAFLOW_CLUSTER__MODE", "assign");
     let mut worker = scenario.worker("w1", &[FAST_CHECKPOINTS, assign]);
     worker.wait_ready().await;
-    let producer = scenario.produce(&["--rate", "3000", "--duration", "25s", "--seed", "5"]);
+    let producer = scenario.produce(&["--rate", "2000", "--duration", "50s", "--seed", "5"]);
 
     let mut rng = rand::rng();
     let mut kills = 0;
     let started = Instant::now();
-    while kills < 6 && started.elapsed() < Duration::from_secs(30) {
+    // Kill while the producer runs; a restart takes a few seconds on a busy machine.
+    while kills < 6 && started.elapsed() < Duration::from_secs(45) {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1500..4000))).await;
         worker.restart(); // SIGKILL, then start again on the same store
         kills += 1;
@@ -164,7 +173,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing_in_assign_mode()
     assert!(kills >= 5, "killed {kills} times");
     let report = producer_report(producer);
     assert!(
-        report.stats.valid > 20_000,
+        report.stats.valid > 10_000,
         "a steady stream: {:?}",
         report.stats
     );

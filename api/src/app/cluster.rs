@@ -45,6 +45,9 @@ const INBOX_BATCHES: usize = 8;
 const LEASE_TTL_MS: i64 = 10_000;
 /// How often leases are renewed and coverage is checked.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
+/// Longest final checkpoint at a revoke: well inside the default
+/// `max.poll.interval.ms` (30 s), after which the group moves on without us.
+const RELEASE_DEADLINE: Duration = Duration::from_secs(20);
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let kafka = &config.kafka;
@@ -173,15 +176,19 @@ struct Supervisor<'a> {
 impl Supervisor<'_> {
     async fn handle(&mut self, event: FeedEvent) -> anyhow::Result<()> {
         match event {
-            FeedEvent::Revoke { done } => {
-                let stopped = self.stop().await;
+            FeedEvent::Revoke { lost, done } => {
+                self.uncovered_since = None;
+                let stopped = self.release(lost).await;
                 let _ = done.send(());
                 stopped
             }
             FeedEvent::Assign { shards, reply } => {
+                self.uncovered_since = None;
                 // A revoke always comes first, but be safe with a direct re-assign.
                 self.stop().await?;
                 let owned: BTreeSet<String> = shards.into_iter().collect();
+                // Published in the lease at once: a long restore is not a dead reader.
+                self.owned = owned.clone();
                 let owns = |s: &str| owned.contains(s);
                 let plan = RestorePlan::load(&self.store, Some(&owns))
                     .await
@@ -216,10 +223,36 @@ impl Supervisor<'_> {
                 .await
                 .context("starting the pipeline")?;
                 self.pipeline = Some(pipeline);
-                self.owned = owned;
                 Ok(())
             }
         }
+    }
+
+    /// Gives the partitions back at a revoke. The final checkpoint must end
+    /// before the group's rebalance timeout, or another worker may already
+    /// read from the previous one: past [`RELEASE_DEADLINE`], or when the
+    /// assignment is already lost, the instance stops without it.
+    async fn release(&mut self, lost: bool) -> anyhow::Result<()> {
+        self.owned.clear();
+        let Some(p) = self.pipeline.take() else {
+            return Ok(());
+        };
+        if lost {
+            warn!("the assignment was lost before the revoke: stopping without a final checkpoint");
+            p.abort();
+            return Ok(());
+        }
+        let checkpointed = p
+            .stop_within(RELEASE_DEADLINE)
+            .await
+            .context("stopping the pipeline at a rebalance")?;
+        if !checkpointed {
+            warn!(
+                deadline_secs = RELEASE_DEADLINE.as_secs(),
+                "the final checkpoint took too long: stopped without it; the partitions resume from the previous checkpoint"
+            );
+        }
+        Ok(())
     }
 
     /// Final checkpoint of the current instance, if one runs.

@@ -25,6 +25,7 @@ pub fn parse_shard(shard: &str) -> Option<(&str, i32)> {
 
 /// One node's part of a checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(from = "NodeCheckpointOnDisk")]
 pub struct NodeCheckpoint {
     /// A source's read positions by shard.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -35,6 +36,51 @@ pub struct NodeCheckpoint {
     /// What a sink staged and its committer will publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_commit: Option<serde_json::Value>,
+}
+
+/// What manifests hold, including the single-shard form written before
+/// positions and state were kept per shard (one embedded log, `log@0`).
+#[derive(Deserialize)]
+struct NodeCheckpointOnDisk {
+    #[serde(default)]
+    positions: Positions,
+    /// Older form: `{"offset": N}`.
+    #[serde(default)]
+    position: Option<serde_json::Value>,
+    #[serde(default)]
+    state: Option<StateOnDisk>,
+    #[serde(default)]
+    pre_commit: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StateOnDisk {
+    Shards(BTreeMap<String, String>),
+    /// Older form: one key for the whole node.
+    Single(String),
+}
+
+/// The one shard of the older single-log manifests.
+const OLD_SHARD: &str = "log@0";
+
+impl From<NodeCheckpointOnDisk> for NodeCheckpoint {
+    fn from(d: NodeCheckpointOnDisk) -> Self {
+        let mut positions = d.positions;
+        if let Some(offset) = d.position.as_ref().and_then(|p| p.get("offset")?.as_i64()) {
+            positions.entry(OLD_SHARD.to_string()).or_insert(offset);
+        }
+        let state = match d.state {
+            Some(StateOnDisk::Shards(m)) => m,
+            Some(StateOnDisk::Single(key)) => [(OLD_SHARD.to_string(), key)].into(),
+            None => BTreeMap::new(),
+        };
+        NodeCheckpoint {
+            positions,
+            state,
+            pre_commit: d.pre_commit,
+        }
+    }
 }
 
 impl NodeCheckpoint {
@@ -81,6 +127,17 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifests_of_the_single_log_format_still_load() {
+        let old =
+            r#"{"position": {"offset": 42}, "state": "state/00000000000000000007/dedup.bin"}"#;
+        let cp: NodeCheckpoint = serde_json::from_str(old).unwrap();
+        assert_eq!(cp.positions, [("log@0".to_string(), 42)].into());
+        assert_eq!(cp.state["log@0"], "state/00000000000000000007/dedup.bin");
+        let new = serde_json::to_string(&cp).unwrap();
+        assert_eq!(serde_json::from_str::<NodeCheckpoint>(&new).unwrap(), cp);
+    }
 
     #[test]
     fn shard_names_round_trip_even_with_at_signs_in_topics() {

@@ -112,7 +112,7 @@ impl CheckpointStore {
     async fn latest_in(&self, namespace: &str) -> Result<Option<Manifest>, CheckpointError> {
         // A concurrent prune can remove the listed newest only after a newer
         // one exists, so listing again finds it.
-        for _ in 0..3 {
+        for _ in 0..5 {
             let Some(epoch) = self.epochs_in(namespace).await?.pop() else {
                 return Ok(None);
             };
@@ -121,7 +121,10 @@ impl CheckpointStore {
                 return Ok(Some(m));
             }
         }
-        Ok(None)
+        Err(CheckpointError::Corrupt {
+            key: format!("{namespace}manifests"),
+            reason: "the newest manifest kept disappearing while being read".into(),
+        })
     }
 
     /// The newest complete checkpoint of this node or worker, if any.

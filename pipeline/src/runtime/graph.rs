@@ -52,10 +52,15 @@ pub fn plan(config: &Config, registry: &Registry) -> Result<Vec<PlannedNode>, Co
     let mut built = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let key = format!("pipeline.nodes[{i}]");
-        if spec.id.is_empty() || spec.id.contains(['.', '/']) {
+        // Ids name files in the checkpoint store and the lake's staging.
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if spec.id.is_empty() || !spec.id.chars().all(plain) {
             return Err(ConfigError::key(
                 format!("{key}.id"),
-                "must be non-empty, without '.' or '/'",
+                format!(
+                    "{:?} must be non-empty letters, digits, '_' or '-'",
+                    spec.id
+                ),
             ));
         }
         if index.insert(spec.id.as_str(), i).is_some() {

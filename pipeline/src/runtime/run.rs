@@ -44,6 +44,27 @@ impl RunningPipeline {
         self.request_stop();
         self.wait().await
     }
+
+    /// Stops at once, without a final checkpoint: what was not committed is
+    /// read again, from the last checkpoint, by the next owner.
+    pub fn abort(self) {
+        self.done.abort();
+    }
+
+    /// As [`Self::stop`], but aborts when the final checkpoint takes longer
+    /// than `deadline`; says whether it was taken.
+    pub async fn stop_within(mut self, deadline: Duration) -> Result<bool, PipelineError> {
+        self.request_stop();
+        match tokio::time::timeout(deadline, &mut self.done).await {
+            Ok(joined) => joined
+                .map_err(|e| PipelineError::Join(e.to_string()))?
+                .map(|()| true),
+            Err(_) => {
+                self.done.abort();
+                Ok(false)
+            }
+        }
+    }
 }
 
 fn node_err(id: &str) -> impl Fn(super::traits::NodeError) -> PipelineError + '_ {

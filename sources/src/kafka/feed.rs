@@ -60,8 +60,12 @@ pub struct Generation {
 
 /// A rebalance the supervisor must handle before the consumer goes on.
 pub enum FeedEvent {
-    /// Finish a checkpoint and stop the pipeline, then answer.
-    Revoke { done: oneshot::Sender<()> },
+    /// Finish a checkpoint and stop the pipeline, then answer; when the
+    /// assignment is already `lost`, stop without a checkpoint.
+    Revoke {
+        lost: bool,
+        done: oneshot::Sender<()>,
+    },
     /// Start from the checkpoint store: answer positions and an inbox.
     Assign {
         shards: Vec<String>,
@@ -139,10 +143,12 @@ impl FeedContext {
         });
     }
 
-    fn end(&self) {
+    /// `lost`: the group already gave the partitions to others (this member
+    /// was too slow or cut off), so no final checkpoint may be taken.
+    fn end(&self, lost: bool) {
         if !self.closing.load(Ordering::SeqCst) {
             let (done, stopped) = oneshot::channel();
-            if self.events.send(FeedEvent::Revoke { done }).is_ok() {
+            if self.events.send(FeedEvent::Revoke { lost, done }).is_ok() {
                 let _ = stopped.blocking_recv();
             }
         }
@@ -213,19 +219,17 @@ impl ConsumerContext for FeedContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.begin(tpl);
-                if let Err(e) = consumer.assign(tpl) {
-                    error!(error = %e, "assigning partitions failed");
-                }
+                assign(consumer, tpl);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.end();
+                self.end(consumer.assignment_lost());
                 if let Err(e) = consumer.unassign() {
                     warn!(error = %e, "releasing partitions failed");
                 }
             }
             other => {
                 error!(error = ?other, "rebalance failed; releasing partitions");
-                self.end();
+                self.end(true);
                 let _ = consumer.unassign();
             }
         }
@@ -233,6 +237,18 @@ impl ConsumerContext for FeedContext {
 }
 
 pub type FeedConsumer = BaseConsumer<FeedContext>;
+
+/// Assigns `tpl` (start offsets set) and makes sure its partitions fetch: a
+/// partition paused for backpressure stays paused across a rebalance
+/// otherwise, and the same partitions often come back.
+fn assign(consumer: &FeedConsumer, tpl: &TopicPartitionList) {
+    if let Err(e) = consumer.assign(tpl) {
+        error!(error = %e, "assigning partitions failed");
+    }
+    if let Err(e) = consumer.resume(tpl) {
+        warn!(error = %e, "resuming assigned partitions failed");
+    }
+}
 
 /// Default `session.timeout.ms` (and `max.poll.interval.ms`) of the group.
 pub const SESSION_TIMEOUT_MS: &str = "30000";
@@ -309,9 +325,7 @@ impl KafkaFeed {
                 .spawn(move || {
                     if let Some(mut tpl) = fixed {
                         consumer.context().begin(&mut tpl);
-                        if let Err(e) = consumer.assign(&tpl) {
-                            error!(error = %e, "assigning the configured partitions failed");
-                        }
+                        assign(&consumer, &tpl);
                     }
                     feed_loop(&consumer, &stop, batch_rows);
                 })

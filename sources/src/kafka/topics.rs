@@ -73,21 +73,22 @@ pub fn partitions_of<C: ConsumerContext>(
     config: &KafkaConfig,
     topics: &[String],
 ) -> Result<Vec<(String, i32)>, KafkaError> {
-    let mut partitions = Vec::new();
-    for topic in topics {
-        let metadata = client
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(|source| KafkaError::Unreachable {
-                brokers: config.brokers.clone(),
-                source,
-            })?;
-        for t in metadata.topics() {
-            partitions.extend(
-                t.partitions()
-                    .iter()
-                    .map(|p| (t.name().to_string(), p.id())),
-            );
-        }
-    }
-    Ok(partitions)
+    // One metadata request for all topics: a round trip each is slow on a
+    // loaded broker, and startup waits for it.
+    let metadata = client
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|source| KafkaError::Unreachable {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| topics.iter().any(|name| name == t.name()))
+        .flat_map(|t| {
+            t.partitions()
+                .iter()
+                .map(|p| (t.name().to_string(), p.id()))
+        })
+        .collect())
 }
