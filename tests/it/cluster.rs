@@ -302,7 +302,7 @@ async fn two_workers_rebalance_through_a_crash_and_match_a_single_worker() {
     let mut b = scenario.worker("b", &[FAST_CHECKPOINTS]);
     a.wait_ready().await;
     b.wait_ready().await;
-    let producer = scenario.produce(&["--rate", "2000", "--duration", "40s", "--seed", "13"]);
+    let producer = scenario.produce(&["--rate", "1500", "--duration", "40s", "--seed", "13"]);
     let base = a.url();
     a.wait_until(
         "both workers hold partitions",
@@ -353,7 +353,7 @@ async fn two_workers_rebalance_through_a_crash_and_match_a_single_worker() {
         ],
     );
     solo.wait_ready().await;
-    assert_lake_settles_to(&solo, &report.stats, Duration::from_secs(120)).await;
+    assert_lake_settles_to(&solo, &report.stats, Duration::from_secs(300)).await;
     let alone = per_tenant(&solo.url()).await;
     assert!(
         together.len() > 300,

@@ -1,6 +1,8 @@
-//! Broker reachability: a metadata request every second on its own thread.
-//! `/ready` reports not ready while it fails, and HTTP ingest in cluster mode
-//! answers 503 at once instead of waiting for a delivery timeout.
+//! Broker reachability: a metadata request (one topic) every second on its
+//! own thread; two failures in a row mark the brokers down, so one slow
+//! answer from a busy broker is not an outage. `/ready` reports not ready
+//! while they are down, and HTTP ingest in cluster mode answers 503 at once
+//! instead of waiting for a delivery timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +20,12 @@ use super::client::{KafkaError, create_client};
 pub struct BrokerHealth {
     up: Arc<AtomicBool>,
     brokers: String,
+    /// The topic whose metadata is asked for (small, unlike all topics).
+    topic: String,
 }
+
+/// Metadata requests that must fail in a row before the brokers count as down.
+const FAILURES_TO_DOWN: u32 = 2;
 
 impl BrokerHealth {
     pub fn is_up(&self) -> bool {
@@ -35,29 +42,34 @@ impl BrokerHealth {
         let health = BrokerHealth {
             up: Arc::new(AtomicBool::new(false)),
             brokers: config.brokers.clone(),
+            topic: config.dead_letter_topic(),
         };
         let probe = health.clone();
-        probe.check(&client);
+        let mut failures = probe.check(&client, FAILURES_TO_DOWN);
         std::thread::Builder::new()
             .name("kafka-probe".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_secs(1));
-                    probe.check(&client);
+                    failures = probe.check(&client, failures);
                 }
             })
             .map_err(|e| KafkaError::Thread(e.to_string()))?;
         Ok(health)
     }
 
-    fn check(&self, client: &BaseConsumer) {
-        let up = match client.fetch_metadata(None, Duration::from_secs(2)) {
-            Ok(_) => true,
+    /// One probe; returns the failures in a row so far.
+    fn check(&self, client: &BaseConsumer, failures: u32) -> u32 {
+        let (up, failures) = match client.fetch_metadata(Some(&self.topic), Duration::from_secs(3))
+        {
+            Ok(_) => (true, 0),
             Err(e) => {
-                if self.is_up() {
+                let failures = failures + 1;
+                let down = failures >= FAILURES_TO_DOWN;
+                if down && self.is_up() {
                     warn!(brokers = %self.brokers, error = %e, "Kafka brokers unreachable");
                 }
-                false
+                (!down, failures)
             }
         };
         if up && !self.up.load(Ordering::SeqCst) {
@@ -65,5 +77,6 @@ impl BrokerHealth {
         }
         self.up.store(up, Ordering::SeqCst);
         metrics().kafka_broker_up.set(i64::from(up));
+        failures
     }
 }
