@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use somaflow_pipeline::config::KafkaConfig;
 use somaflow_pipeline::events::EventKind;
-use somaflow_sources::kafka::{BrokerHealth, KafkaError as ClientError, client_config};
+use somaflow_sources::kafka::{BrokerHealth, KafkaError as ClientError, idempotent_config};
 use somaflow_sources::log::{DurableLog, LogError};
 
 #[derive(Clone)]
@@ -103,11 +103,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl KafkaIngest {
     pub fn new(kafka: &KafkaConfig, health: BrokerHealth) -> Result<Self, ClientError> {
-        let producer = client_config(kafka)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
+        let producer = idempotent_config(kafka)
             .set("linger.ms", "2")
-            .set("compression.type", "lz4")
             .set(
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),

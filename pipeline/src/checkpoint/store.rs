@@ -51,11 +51,7 @@ impl CheckpointStore {
 
     /// One worker's view of a store shared by a cluster.
     pub fn open_worker(location: &str, worker: &str) -> Result<Self, CheckpointError> {
-        let valid = !worker.is_empty()
-            && worker
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
+        if !crate::config::is_valid_worker_id(worker) {
             return Err(CheckpointError::BadWorkerId(worker.to_string()));
         }
         Ok(Self {

@@ -41,6 +41,14 @@ impl Default for ClusterConfig {
     }
 }
 
+/// Letters, digits, `-`, `_` or `.`: the id names a folder in the shared store.
+pub fn is_valid_worker_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 impl ClusterConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.group_id.is_empty() {
@@ -52,17 +60,13 @@ impl ClusterConfig {
                 format!("{p:?} is not `topic@partition`, e.g. \"soma.conversations@0\""),
             ));
         }
-        if let Some(id) = &self.worker_id {
-            let valid = !id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !valid {
-                return Err(ConfigError::key(
-                    "cluster.worker_id",
-                    format!("{id:?} must use only letters, digits, `-`, `_` or `.`"),
-                ));
-            }
+        if let Some(id) = &self.worker_id
+            && !is_valid_worker_id(id)
+        {
+            return Err(ConfigError::key(
+                "cluster.worker_id",
+                format!("{id:?} must use only letters, digits, `-`, `_` or `.`"),
+            ));
         }
         Ok(())
     }

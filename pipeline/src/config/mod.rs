@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use cluster::{ClusterConfig, ClusterMode};
+pub use cluster::{ClusterConfig, ClusterMode, is_valid_worker_id};
 pub use env::apply_env_overrides;
 
 /// A configuration mistake, reported at startup.

@@ -45,14 +45,21 @@ pub fn create_client<T: FromClientConfig>(config: &KafkaConfig) -> Result<T, Kaf
         })
 }
 
+/// Settings of a producer that never duplicates or reorders on retry; callers
+/// may add their own (latency, delivery timeout) before creating it.
+pub fn idempotent_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = client_config(config);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4");
+    c
+}
+
 /// A producer that never duplicates or reorders on retry (`enable.idempotence`,
 /// `acks=all`): a send resolves only once the broker holds the record.
 pub fn idempotent_producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    client_config(config)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
+    idempotent_config(config)
         .create()
         .map_err(|source| KafkaError::Client {
             brokers: config.brokers.clone(),

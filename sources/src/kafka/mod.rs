@@ -9,7 +9,9 @@ mod probe;
 mod source;
 mod topics;
 
-pub use client::{KafkaError, client_config, create_client, idempotent_producer};
+pub use client::{
+    KafkaError, client_config, create_client, idempotent_config, idempotent_producer,
+};
 pub use feed::{
     FeedConsumer, FeedEvent, Generation, KafkaFeed, PartitionBatch, SESSION_TIMEOUT_MS,
 };

@@ -50,31 +50,11 @@ pub async fn create_topics(
         .collect()
 }
 
-/// Configured topics the broker does not have.
-pub fn missing_topics(config: &KafkaConfig) -> Result<Vec<String>, KafkaError> {
-    let consumer: BaseConsumer = create_client(config)?;
-    let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|source| KafkaError::Unreachable {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
-    let present: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
-    Ok(config
-        .all_topics()
-        .into_iter()
-        .filter(|t| !present.contains(&t.as_str()))
-        .collect())
-}
-
-/// Every partition of `topics`, as the broker reports them.
-pub fn partitions_of<C: ConsumerContext>(
+/// Every topic and partition the broker has, in one metadata request.
+fn broker_topics<C: ConsumerContext>(
     client: &BaseConsumer<C>,
     config: &KafkaConfig,
-    topics: &[String],
-) -> Result<Vec<(String, i32)>, KafkaError> {
-    // One metadata request for all topics: a round trip each is slow on a
-    // loaded broker, and startup waits for it.
+) -> Result<Vec<(String, Vec<i32>)>, KafkaError> {
     let metadata = client
         .fetch_metadata(None, Duration::from_secs(10))
         .map_err(|source| KafkaError::Unreachable {
@@ -84,11 +64,35 @@ pub fn partitions_of<C: ConsumerContext>(
     Ok(metadata
         .topics()
         .iter()
-        .filter(|t| topics.iter().any(|name| name == t.name()))
-        .flat_map(|t| {
-            t.partitions()
-                .iter()
-                .map(|p| (t.name().to_string(), p.id()))
+        .map(|t| {
+            (
+                t.name().to_string(),
+                t.partitions().iter().map(|p| p.id()).collect(),
+            )
         })
+        .collect())
+}
+
+/// Configured topics the broker does not have.
+pub fn missing_topics(config: &KafkaConfig) -> Result<Vec<String>, KafkaError> {
+    let client: BaseConsumer = create_client(config)?;
+    let present = broker_topics(&client, config)?;
+    Ok(config
+        .all_topics()
+        .into_iter()
+        .filter(|t| !present.iter().any(|(name, _)| name == t))
+        .collect())
+}
+
+/// Every partition of `topics`, as the broker reports them.
+pub fn partitions_of<C: ConsumerContext>(
+    client: &BaseConsumer<C>,
+    config: &KafkaConfig,
+    topics: &[String],
+) -> Result<Vec<(String, i32)>, KafkaError> {
+    Ok(broker_topics(client, config)?
+        .into_iter()
+        .filter(|(name, _)| topics.contains(name))
+        .flat_map(|(name, ps)| ps.into_iter().map(move |p| (name.clone(), p)))
         .collect())
 }
