@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kafka → decode → dedup → Parquet benchmark (docs/benchmarks.md): a fresh
+# Kafka → decode → dedup → Parquet + ClickHouse benchmark (docs/benchmarks.md): a fresh
 # in-memory tansu broker per phase on its own port, the release binary, and
 #   1. throughput over N preloaded events (default 10 M),
 #   2. produced → visible latency at half that rate, checkpoints every 1 s,
@@ -19,6 +19,8 @@ BIN=target/release/somaflow
 SCRATCH="$PWD/target/bench-kafka/data"
 
 cargo build --release --quiet
+# config/cluster.toml also writes ClickHouse (a fresh database per phase).
+bash scripts/services.sh start clickhouse
 restart_broker() {
   bash scripts/services.sh stop kafka >/dev/null 2>&1 || true
   bash scripts/services.sh start kafka

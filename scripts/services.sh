@@ -12,18 +12,23 @@
 #   kafka  the Kafka-compatible broker tansu 0.6 (crates.io), port 19092, durable
 #          SQLite storage; built once (~15 min on 2 cores) into ~/.cache/somaflow/tansu
 #   redis  Debian redis-server, port 16379
-# ClickHouse joins with issue 4. The embedded mode and its tests need no server.
+#   clickhouse  Debian clickhouse-server (18.16), HTTP port 18123, native 19000,
+#          its own config and data under $RUN_DIR/clickhouse-<port>
+# The embedded mode and its tests need no server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_DIR="${SOMAFLOW_SERVICES_DIR:-$ROOT/target/services}"
 REDIS_PORT="${SOMAFLOW_REDIS_PORT:-16379}"
+CLICKHOUSE_PORT="${SOMAFLOW_CLICKHOUSE_PORT:-18123}"
+# The native protocol port only has to differ between instances.
+CLICKHOUSE_TCP_PORT="${SOMAFLOW_CLICKHOUSE_TCP_PORT:-$((CLICKHOUSE_PORT + 877))}"
 KAFKA_PORT="${SOMAFLOW_KAFKA_PORT:-19092}"
 # sqlite (durable, survives a broker SIGKILL) or memory (faster; benchmarks).
 KAFKA_STORAGE="${SOMAFLOW_KAFKA_STORAGE:-sqlite}"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="${SOMAFLOW_TANSU_ROOT:-$HOME/.cache/somaflow/tansu}"
-ALL_SERVICES=(kafka redis)
+ALL_SERVICES=(kafka redis clickhouse)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -46,6 +51,19 @@ apt_install() {
   log "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
+}
+
+# SIGTERM the process of a pid file (waking it if stopped) and wait up to
+# `secs` for it to exit, so a restart can bind its port at once; then SIGKILL.
+stop_pidfile() { # pidfile, seconds
+  local pidfile="$1" secs="$2"
+  [ -f "$pidfile" ] || return 0
+  local pid; pid="$(cat "$pidfile")"
+  kill -CONT "$pid" 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $((secs * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
 }
 
 wait_until() { # description, seconds, command…
@@ -115,16 +133,7 @@ kafka_topics() {
   done
 }
 kafka_stop() {
-  local pidfile="$RUN_DIR/kafka/broker.pid"
-  if [ -f "$pidfile" ]; then
-    local pid; pid="$(cat "$pidfile")"
-    kill -CONT "$pid" 2>/dev/null || true
-    kill "$pid" 2>/dev/null || true
-    # Wait for the port to be free, so a restart can bind it at once.
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
-  fi
+  stop_pidfile "$RUN_DIR/kafka/broker.pid" 10
   log "kafka stopped"
 }
 kafka_status() {
@@ -152,6 +161,48 @@ redis_status() {
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then echo "redis: up (127.0.0.1:$REDIS_PORT)"; else echo "redis: down"; fi
 }
 
+# --- clickhouse ------------------------------------------------------------------
+clickhouse_ready() { curl -fsS "http://127.0.0.1:$CLICKHOUSE_PORT/?query=SELECT%201" >/dev/null 2>&1; }
+clickhouse_start() {
+  apt_install clickhouse-server clickhouse-client curl
+  local dir="$RUN_DIR/clickhouse-$CLICKHOUSE_PORT"
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
+  if clickhouse_ready; then log "clickhouse already running on $CLICKHOUSE_PORT"; return 0; fi
+  # Our own config: test ports, this folder for data and logs, UTC. The
+  # package's users.xml (user `default`, no password) is used as it is.
+  cat >"$dir/config.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/server.err.log</errorlog><size>50M</size><count>2</count></logger>
+    <http_port>$CLICKHOUSE_PORT</http_port>
+    <tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <mark_cache_size>536870912</mark_cache_size>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>/etc/clickhouse-server/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+</yandex>
+EOF
+  (cd "$dir" && exec nohup /usr/sbin/clickhouse-server --config-file="$dir/config.xml" \
+    >"$dir/stdout.log" 2>&1 </dev/null) &
+  echo $! >"$dir/server.pid"
+  wait_until "clickhouse on port $CLICKHOUSE_PORT (log: $dir/server.err.log)" 60 clickhouse_ready
+  log "clickhouse ready on http://127.0.0.1:$CLICKHOUSE_PORT, data in $dir"
+}
+clickhouse_stop() {
+  stop_pidfile "$RUN_DIR/clickhouse-$CLICKHOUSE_PORT/server.pid" 30
+  log "clickhouse stopped"
+}
+clickhouse_status() {
+  if clickhouse_ready; then echo "clickhouse: up (http://127.0.0.1:$CLICKHOUSE_PORT)"; else echo "clickhouse: down"; fi
+}
+
 # --- build dependencies --------------------------------------------------------
 deps() {
   # mold: linking DataFusion dominates incremental builds (scripts/cc-link uses it when present).
@@ -168,5 +219,5 @@ case "$cmd" in
       declare -F "${s}_${cmd}" >/dev/null || die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
       "${s}_${cmd}"
     done ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -68,6 +68,9 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// Apply the ClickHouse migrations of sql/clickhouse/ to `[clickhouse]`
+    /// (also done at startup when `clickhouse.migrate = true`).
+    Migrate,
     /// Measure pipeline and HTTP ingest throughput on this machine.
     Bench {
         #[arg(long, default_value_t = 1_000_000)]
@@ -81,6 +84,15 @@ enum Command {
         /// Scratch folder (removed afterwards).
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
+    },
+    /// Measure the ClickHouse sink against the configured server: rows/s per
+    /// table and overall at several insert batch sizes, with CPU shares.
+    BenchClickhouse {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Insert batch sizes to compare.
+        #[arg(long, value_delimiter = ',', default_value = "10000,50000,200000")]
+        batch_rows: Vec<usize>,
     },
     /// Measure Kafka → decode → dedup → Parquet with the configured broker and
     /// a worker process: throughput over preloaded topics, produced → visible
@@ -202,6 +214,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config)?;
             app::topics::create(&config.kafka).await
         }
+        Command::Migrate => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::clickhouse::run_migrations(&config.clickhouse).await
+        }
         Command::Bench {
             events,
             http_events,
@@ -217,6 +234,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_concurrency,
                 dir,
             })
+            .await
+        }
+        Command::BenchClickhouse { events, batch_rows } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::bench_clickhouse::run(
+                &config.clickhouse,
+                app::bench_clickhouse::BenchClickHouseArgs { events, batch_rows },
+            )
             .await
         }
         Command::BenchKafka {

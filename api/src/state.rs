@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::runtime::PipelineStatus;
+use somaflow_sinks::clickhouse::ClickHouseHealth;
 use somaflow_sql::LakeSql;
 
 use crate::ingest::Ingest;
@@ -15,4 +16,6 @@ pub struct AppState {
     pub pipeline: Arc<PipelineStatus>,
     pub time_bounds: TimeBounds,
     pub body_limit: usize,
+    /// Probed when a `clickhouse` sink is configured.
+    pub clickhouse: Option<ClickHouseHealth>,
 }

@@ -80,6 +80,11 @@ pub struct Metrics {
     pub kafka_broker_up: Gauge,
     pub kafka_rebalances: Counter,
     pub kafka_offset_gaps: Counter,
+    pub clickhouse_rows_inserted: Family<NodeTableLabels, Counter>,
+    pub clickhouse_insert_duration: HistogramFamily<NodeTableLabels>,
+    pub clickhouse_insert_retries: Family<NodeTableLabels, Counter>,
+    pub clickhouse_rows_rejected: Family<NodeTableLabels, Counter>,
+    pub clickhouse_up: Gauge,
     registry: Mutex<Registry>,
 }
 
@@ -109,6 +114,11 @@ impl Metrics {
             kafka_broker_up: Gauge::default(),
             kafka_rebalances: Counter::default(),
             kafka_offset_gaps: Counter::default(),
+            clickhouse_rows_inserted: Family::default(),
+            clickhouse_insert_duration: Family::new_with_constructor(latency_histogram),
+            clickhouse_insert_retries: Family::default(),
+            clickhouse_rows_rejected: Family::default(),
+            clickhouse_up: Gauge::default(),
             registry: Mutex::new(Registry::with_prefix("somaflow")),
         };
         {
@@ -224,6 +234,31 @@ impl Metrics {
                 "Jumps in a partition's offsets still there on a second fetch (accepted)",
                 m.kafka_offset_gaps.clone(),
             );
+            r.register(
+                "clickhouse_rows_inserted",
+                "Rows ClickHouse acknowledged, per sink node and table",
+                m.clickhouse_rows_inserted.clone(),
+            );
+            r.register(
+                "clickhouse_insert_duration_seconds",
+                "Time of one successful insert (send and answer), per table",
+                m.clickhouse_insert_duration.clone(),
+            );
+            r.register(
+                "clickhouse_insert_retries",
+                "Inserts retried after a transient failure, per table",
+                m.clickhouse_insert_retries.clone(),
+            );
+            r.register(
+                "clickhouse_rows_rejected",
+                "Rows ClickHouse refused permanently (sent to dead_letters), per table",
+                m.clickhouse_rows_rejected.clone(),
+            );
+            r.register(
+                "clickhouse_up",
+                "1 while the ClickHouse server answers",
+                m.clickhouse_up.clone(),
+            );
         }
         m
     }
@@ -242,6 +277,13 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+pub fn node_table(node: &str, table: &str) -> NodeTableLabels {
+    NodeTableLabels {
+        node: node.to_string(),
+        table: table.to_string(),
+    }
 }
 
 pub fn node(node: &str) -> NodeLabels {

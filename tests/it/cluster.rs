@@ -1,5 +1,5 @@
-//! Cluster mode against the real broker (tansu): Kafka → decode → dedup →
-//! lake, exactly once through worker crashes, a stalled broker, a killed
+//! Cluster mode against the real broker (tansu) and ClickHouse: Kafka →
+//! decode → dedup → lake and ClickHouse, exactly once through worker crashes, a stalled broker, a killed
 //! broker and consumer-group rebalances; HTTP ingest through Kafka.
 
 use std::time::{Duration, Instant};
@@ -8,31 +8,14 @@ use rand::Rng;
 use serde_json::Value;
 
 use crate::support::{
-    ClusterScenario, PrivateBroker, Somaflow, assert_lake_settles_to, conversation, kafka_broker,
-    kafka_serial, lake_event_rows, post_ndjson, producer_report, sql, sql_number,
+    ClusterScenario, FAST_CHECKPOINTS, PrivateBroker, Somaflow, assert_clickhouse_matches,
+    assert_clickhouse_settles_to, assert_lake_settles_to, conversation, kafka_broker, kafka_serial,
+    lake_event_rows, metric_series, post_ndjson, producer_report, ready, sql, sql_number,
 };
-
-const FAST_CHECKPOINTS: (&str, &str) = ("SOMAFLOW_CHECKPOINT__INTERVAL_MS", "1000");
-
-async fn ready(node: &Somaflow) -> bool {
-    matches!(reqwest::get(format!("{}/ready", node.url())).await, Ok(r) if r.status().is_success())
-}
 
 /// `(topic, partition) → lag` from `/metrics`.
 async fn lags(node: &Somaflow, prefix: &str) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("{}/metrics", node.url()))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with("somaflow_kafka_consumer_lag{") && l.contains(prefix))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    metric_series(node, "somaflow_kafka_consumer_lag", prefix).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +34,8 @@ async fn produced_events_reach_the_lake_exactly_once_with_the_producers_totals()
     assert!(report.stats.malformed > 0 && report.stats.duplicates > 0);
 
     assert_lake_settles_to(&worker, &report.stats, Duration::from_secs(120)).await;
+    assert_clickhouse_settles_to(&scenario.clickhouse, &report.stats, Duration::from_secs(60))
+        .await;
 
     // Lag per partition: every partition of every kind topic, drained to 0.
     worker
@@ -178,6 +163,8 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing_in_assign_mode()
         report.stats
     );
     assert_lake_settles_to(&worker, &report.stats, Duration::from_secs(120)).await;
+    assert_clickhouse_settles_to(&scenario.clickhouse, &report.stats, Duration::from_secs(60))
+        .await;
     assert!(
         worker.logs().matches("restoring from checkpoint").count() >= 5,
         "restarts resumed from checkpoints"
@@ -237,6 +224,8 @@ async fn a_broker_stalled_for_15_seconds_costs_nothing() {
     );
     let report = producer_report(producer);
     assert_lake_settles_to(&worker, &report.stats, Duration::from_secs(120)).await;
+    assert_clickhouse_settles_to(&scenario.clickhouse, &report.stats, Duration::from_secs(60))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,6 +258,8 @@ async fn a_killed_and_restarted_broker_costs_nothing() {
     );
     let report = producer_report(producer);
     assert_lake_settles_to(&worker, &report.stats, Duration::from_secs(120)).await;
+    assert_clickhouse_settles_to(&scenario.clickhouse, &report.stats, Duration::from_secs(60))
+        .await;
 }
 
 /// Per-tenant counts and sums of every kind, for comparing two lakes.
@@ -336,6 +327,8 @@ async fn two_workers_rebalance_through_a_crash_and_match_a_single_worker() {
     .await;
     let report = producer_report(producer);
     assert_lake_settles_to(&a, &report.stats, Duration::from_secs(120)).await;
+    assert_clickhouse_settles_to(&scenario.clickhouse, &report.stats, Duration::from_secs(60))
+        .await;
     let together = per_tenant(&base).await;
 
     // The same input read by one worker alone, into its own lake.
@@ -354,6 +347,9 @@ async fn two_workers_rebalance_through_a_crash_and_match_a_single_worker() {
     );
     solo.wait_ready().await;
     assert_lake_settles_to(&solo, &report.stats, Duration::from_secs(300)).await;
+    // The solo worker inserted everything into ClickHouse a second time: the
+    // copies collapse, dedup-aware reads stay exact.
+    assert_clickhouse_matches(&scenario.clickhouse, &report.stats).await;
     let alone = per_tenant(&solo.url()).await;
     assert!(
         together.len() > 300,

@@ -11,16 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::support::{BIN, kafka_broker};
-
-const TABLES: [&str; 6] = [
-    "conversations",
-    "policy_decisions",
-    "capsule_executions",
-    "workflow_executions",
-    "marketplace_transactions",
-    "billing_events",
-];
+use crate::support::{BIN, EVENT_TABLES, kafka_broker};
 
 fn somaflow(prefix: &str, brokers: &str, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +83,7 @@ fn topics_are_created_and_produced_records_land_in_their_kind_topic() {
         .create()
         .unwrap();
     let mut per_topic = BTreeMap::new();
-    for table in TABLES {
+    for table in EVENT_TABLES {
         let counts = partition_counts(&consumer, &format!("{prefix}{table}"));
         per_topic.insert(table, counts);
     }
@@ -101,7 +92,7 @@ fn topics_are_created_and_produced_records_land_in_their_kind_topic() {
         total, 3000,
         "all records, duplicates and malformed ones included: {per_topic:?}"
     );
-    for table in TABLES {
+    for table in EVENT_TABLES {
         let valid = report["stats"]["kinds"][table]["count"].as_i64().unwrap();
         let got: i64 = per_topic[table].iter().sum();
         assert!(

@@ -3,6 +3,7 @@
 
 mod backpressure;
 mod bad_input;
+mod clickhouse;
 mod cluster;
 mod crash;
 mod kafka;

@@ -30,13 +30,17 @@ pub struct BenchArgs {
     pub dir: std::path::PathBuf,
 }
 
-fn generate(n: usize) -> Vec<Bytes> {
+pub(crate) fn generate(n: usize) -> Vec<Bytes> {
     let mut g = Generator::new(GeneratorConfig::default());
     let now = chrono::Utc::now();
     (0..n).map(|_| g.next_at(now).bytes).collect()
 }
 
-fn raw_batches(records: &[Bytes], batch_rows: usize, ingest_us: i64) -> anyhow::Result<Vec<Batch>> {
+pub(crate) fn raw_batches(
+    records: &[Bytes],
+    batch_rows: usize,
+    ingest_us: i64,
+) -> anyhow::Result<Vec<Batch>> {
     let mut out = Vec::new();
     for (c, chunk) in records.chunks(batch_rows).enumerate() {
         let mut payload = BinaryBuilder::new();

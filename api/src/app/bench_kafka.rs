@@ -64,6 +64,14 @@ impl Worker {
                 "SOMAFLOW_CHECKPOINT__INTERVAL_MS",
                 args.checkpoint_interval.as_millis().to_string(),
             )
+            // A fresh ClickHouse database per phase when the graph writes ClickHouse.
+            .env(
+                "SOMAFLOW_CLICKHOUSE__DATABASE",
+                format!(
+                    "bench_{}",
+                    config.kafka.topic_prefix.replace(['-', '.'], "_")
+                ),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -120,7 +128,7 @@ impl Worker {
 }
 
 /// CPU time (user + system) a process has used, from `/proc`; 0 if unknown.
-fn cpu_secs(pid: u32) -> f64 {
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after ')'.
     let fields: Vec<&str> = stat
@@ -132,6 +140,21 @@ fn cpu_secs(pid: u32) -> f64 {
         .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
         .sum();
     ticks / 100.0
+}
+
+/// CPU seconds used so far by every `clickhouse-server` process.
+pub(crate) fn clickhouse_cpu() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(17).any(|w| w == b"clickhouse-server"))
+        })
+        .map(cpu_secs)
+        .sum()
 }
 
 /// The broker started by `scripts/services.sh` (its pid file), if any.
@@ -189,10 +212,12 @@ async fn throughput(args: &BenchKafkaArgs) -> anyhow::Result<()> {
     let data = args.dir.join(format!("{}data", config.kafka.topic_prefix));
     std::fs::create_dir_all(&data)?;
     let broker_cpu = broker_pid().map(cpu_secs);
+    let clickhouse_before = clickhouse_cpu();
     let started = Instant::now();
     let worker = Worker::start(args, &config, &data)?;
     let (done, committed) = worker.wait_committed(rows, Duration::from_secs(60)).await;
     let worker_cpu = worker.cpu_secs();
+    let clickhouse_used = clickhouse_cpu() - clickhouse_before;
     let broker_cpu = broker_pid()
         .map(cpu_secs)
         .zip(broker_cpu)
@@ -204,17 +229,22 @@ async fn throughput(args: &BenchKafkaArgs) -> anyhow::Result<()> {
         data.join("worker.log").display()
     );
     let elapsed = done.duration_since(started);
+    let sinks = if config.writes_clickhouse() {
+        "Parquet + ClickHouse"
+    } else {
+        "Parquet"
+    };
     println!(
-        "| Kafka → decode → dedup → Parquet, {} preloaded events, checkpoint every {:?}, worker start to last commit | {:.0} events/s | {:.1} s |",
+        "| Kafka → decode → dedup → {sinks}, {} preloaded events, checkpoint every {:?}, worker start to last commit | {:.0} events/s | {:.1} s |",
         sent,
         args.checkpoint_interval,
         sent as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     );
     println!(
-        "| CPU used while reading: worker {worker_cpu:.1} s, broker {} | {:.2} cores busy of {} | |",
+        "| CPU used while reading: worker {worker_cpu:.1} s, broker {}, ClickHouse {clickhouse_used:.1} s | {:.2} cores busy of {} | |",
         broker_cpu.map_or("unknown".to_string(), |b| format!("{b:.1} s")),
-        (worker_cpu + broker_cpu.unwrap_or(0.0)) / elapsed.as_secs_f64(),
+        (worker_cpu + broker_cpu.unwrap_or(0.0) + clickhouse_used) / elapsed.as_secs_f64(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     std::fs::remove_dir_all(&data).ok();

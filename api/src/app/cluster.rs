@@ -60,6 +60,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
+    super::clickhouse::prepare(config).await?;
     let worker = config.cluster.worker_id();
     let store = CheckpointStore::open_worker(&config.checkpoint_store(), &worker)
         .context("opening the checkpoint store")?;

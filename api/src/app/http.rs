@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use somaflow_pipeline::Config;
 use somaflow_pipeline::runtime::PipelineStatus;
+use somaflow_sinks::clickhouse::ClickHouseHealth;
 use somaflow_sql::LakeSql;
 use tokio::sync::oneshot;
 
@@ -35,6 +36,9 @@ impl HttpServer {
             pipeline,
             time_bounds: config.time_bounds(),
             body_limit: config.server.body_limit_bytes,
+            clickhouse: config
+                .writes_clickhouse()
+                .then(|| ClickHouseHealth::spawn(&config.clickhouse)),
         };
         let (listener, addr) = bind(&config.server.listen).await?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -2,7 +2,9 @@
 //! (`run`, `demo`), the generator (`produce`), queries (`sql`) and `bench`.
 
 pub mod bench;
+pub mod bench_clickhouse;
 pub mod bench_kafka;
+pub mod clickhouse;
 pub mod cluster;
 pub mod demo;
 pub mod http;

@@ -27,6 +27,7 @@ impl EmbeddedNode {
         let log_dir = config.log_dir();
         let log = DurableLog::open(&log_dir, config.log.segment_bytes)
             .with_context(|| format!("opening the embedded log in {}", log_dir.display()))?;
+        super::clickhouse::prepare(config).await?;
         let pipeline = start(config, &registry(log.clone()))
             .await
             .context("starting the pipeline")?;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use somaflow_operators::{Decode, Dedup};
 use somaflow_pipeline::runtime::{Node, Registry};
+use somaflow_sinks::clickhouse::ClickHouseSink;
 use somaflow_sinks::kafka::DeadLetterTopicSink;
 use somaflow_sinks::parquet::{ParquetSink, ParquetSinkConfig};
 use somaflow_sources::kafka::{FeedConsumer, KafkaSource, PartitionBatch};
@@ -14,7 +15,7 @@ use somaflow_sources::local_log::LocalLogSource;
 use somaflow_sources::log::DurableLog;
 use tokio::sync::mpsc;
 
-/// `decode`, `dedup`, `parquet`, `kafka_dead_letters`.
+/// `decode`, `dedup`, `parquet`, `clickhouse`, `kafka_dead_letters`.
 fn common() -> Registry {
     let mut r = Registry::default();
     r.register("decode", |spec, config| {
@@ -36,6 +37,12 @@ fn common() -> Registry {
             &spec.id,
             &ParquetSinkConfig::from_config(config),
         )?)))
+    });
+    r.register("clickhouse", |spec, config| {
+        Ok(Node::Sink(Box::new(ClickHouseSink::new(
+            &spec.id,
+            &config.clickhouse,
+        ))))
     });
     r.register("kafka_dead_letters", |spec, config| {
         Ok(Node::Sink(Box::new(DeadLetterTopicSink::new(

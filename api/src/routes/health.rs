@@ -17,6 +17,9 @@ pub async fn health() -> impl IntoResponse {
 
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut problems: Vec<String> = state.ingest.problem().into_iter().collect();
+    if let Some(ch) = state.clickhouse.as_ref().filter(|ch| !ch.is_up()) {
+        problems.push(format!("ClickHouse at {} does not answer", ch.url()));
+    }
     // A cluster worker between assignments (or with none) has no pipeline
     // running and is still ready; a failed pipeline never is.
     let embedded = matches!(state.ingest, Ingest::Log(_));

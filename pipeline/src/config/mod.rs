@@ -1,6 +1,7 @@
 //! The TOML configuration: one file, `SOMAFLOW_…` environment overrides, and
 //! startup validation that names the key and the reason.
 
+mod clickhouse;
 mod cluster;
 mod env;
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use clickhouse::{ClickHouseConfig, is_identifier};
 pub use cluster::{ClusterConfig, ClusterMode, is_valid_worker_id};
 pub use env::apply_env_overrides;
 
@@ -48,6 +50,7 @@ pub struct Config {
     pub lake: LakeConfig,
     pub kafka: KafkaConfig,
     pub cluster: ClusterConfig,
+    pub clickhouse: ClickHouseConfig,
 }
 
 /// The Kafka cluster: one topic per event kind plus dead letters.
@@ -211,6 +214,7 @@ impl Default for Config {
             lake: LakeConfig::default(),
             kafka: KafkaConfig::default(),
             cluster: ClusterConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
         }
     }
 }
@@ -369,6 +373,9 @@ impl Config {
             return Err(ConfigError::key("kafka.partitions", "must be at least 1"));
         }
         self.cluster.validate()?;
+        if self.writes_clickhouse() {
+            self.clickhouse.validate()?;
+        }
         if self.pipeline.channel_rows < self.pipeline.batch_rows {
             return Err(ConfigError::key(
                 "pipeline.channel_rows",
@@ -406,6 +413,11 @@ impl Config {
     /// (HTTP ingest produces to Kafka instead of the embedded log).
     pub fn reads_kafka(&self) -> bool {
         self.nodes().iter().any(|n| n.kind == "kafka")
+    }
+
+    /// Whether the graph has a `clickhouse` sink (its server then decides `/ready`).
+    pub fn writes_clickhouse(&self) -> bool {
+        self.nodes().iter().any(|n| n.kind == "clickhouse")
     }
 
     pub fn nodes(&self) -> Vec<NodeConfig> {
@@ -490,7 +502,13 @@ mod tests {
 
     #[test]
     fn shipped_configs_load() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/local.toml");
-        Config::load(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("config/local.toml: {e}"));
+        for name in ["local.toml", "cluster.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config")
+                .join(name);
+            let config = Config::load(Some(&path), Vec::new())
+                .unwrap_or_else(|e| panic!("config/{name}: {e}"));
+            assert_eq!(config.writes_clickhouse(), name == "cluster.toml");
+        }
     }
 }

@@ -15,7 +15,6 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use somaflow_pipeline::checkpoint::NodeCheckpoint;
 use somaflow_pipeline::config::KafkaConfig;
 use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};
@@ -133,19 +132,6 @@ impl Sink for DeadLetterTopicSink {
     }
 
     fn committer(&self) -> Arc<dyn Committer> {
-        Arc::new(NothingToPublish)
-    }
-}
-
-/// Sent records are already in the topic; nothing is staged.
-struct NothingToPublish;
-
-#[async_trait]
-impl Committer for NothingToPublish {
-    async fn commit(&self, _: u64, _: &NodeCheckpoint) -> Result<(), NodeError> {
-        Ok(())
-    }
-    async fn recover(&self, _: Option<&NodeCheckpoint>) -> Result<(), NodeError> {
-        Ok(())
+        Arc::new(crate::NothingToPublish)
     }
 }
