@@ -1,0 +1,223 @@
+//! The Kafka side: the shared broker, private brokers a test may stop or
+//! kill, cluster scenarios (own topics, shared store and lake, own
+//! ClickHouse database) and the producer's report.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use somaflow_sources::generator::ProduceReport;
+
+use super::{BIN, ClickHouseDb, Somaflow, clickhouse_server, free_port, services};
+
+/// Starts the Kafka-compatible broker through `scripts/services.sh` (builds
+/// it on first use) and returns its address; fails the test, with how to
+/// start it by hand, when it cannot.
+pub fn kafka_broker() -> String {
+    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| services(&["start", "kafka"], &[]));
+    if let Err(e) = started {
+        panic!(
+            "the Kafka broker is not running and could not be started: {e}\nstart it with: scripts/services.sh start kafka"
+        );
+    }
+    format!(
+        "127.0.0.1:{}",
+        std::env::var("SOMAFLOW_KAFKA_PORT").unwrap_or_else(|_| "19092".into())
+    )
+}
+
+/// A Kafka broker of the test's own (port, storage), for tests that stop or
+/// kill it; started and stopped through `scripts/services.sh`.
+pub struct PrivateBroker {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PrivateBroker {
+    pub fn start() -> PrivateBroker {
+        kafka_broker(); // builds tansu if needed, and fails clearly without it
+        let broker = PrivateBroker {
+            dir: tempfile::tempdir().expect("broker folder"),
+            port: free_port(),
+        };
+        broker.services("start");
+        broker
+    }
+
+    fn services(&self, action: &str) {
+        let env = [
+            (
+                "SOMAFLOW_SERVICES_DIR",
+                self.dir.path().display().to_string(),
+            ),
+            ("SOMAFLOW_KAFKA_PORT", self.port.to_string()),
+        ];
+        if let Err(e) = services(&[action, "kafka"], &env) {
+            panic!(
+                "scripts/services.sh {action} kafka (port {}): {e}",
+                self.port
+            );
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kafka/broker.pid"))
+            .expect("broker pid file")
+            .trim()
+            .to_string()
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `KILL`) to the broker process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} broker");
+    }
+
+    /// SIGKILL, then a new broker on the same storage and port.
+    pub fn kill9_and_restart(&self) {
+        self.signal("KILL");
+        // Wait for the port to be free before starting again.
+        std::thread::sleep(Duration::from_millis(500));
+        self.services("start");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid()]).status();
+        self.services("stop");
+    }
+}
+
+/// Workers of one cluster on a broker: their own topics (unique prefix), a
+/// shared checkpoint store and lake, `config/cluster.toml` for the rest.
+pub struct ClusterScenario {
+    pub brokers: String,
+    pub prefix: String,
+    pub root: tempfile::TempDir,
+    /// The scenario's own database on the shared ClickHouse server.
+    pub clickhouse: ClickHouseDb,
+}
+
+impl ClusterScenario {
+    /// Creates this scenario's topics with `partitions` partitions each.
+    pub fn new(brokers: &str, partitions: u32) -> ClusterScenario {
+        let id = format!(
+            "{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        );
+        let scenario = ClusterScenario {
+            brokers: brokers.to_string(),
+            prefix: format!("c{}.", id.replace('_', "-")),
+            root: tempfile::tempdir().expect("scenario folder"),
+            clickhouse: ClickHouseDb {
+                url: clickhouse_server(),
+                database: format!("test_{id}"),
+            },
+        };
+        let out = scenario
+            .command(
+                &["topics", "create"],
+                &[("SOMAFLOW_KAFKA__PARTITIONS", &partitions.to_string())],
+            )
+            .output()
+            .expect("somaflow topics create");
+        assert!(
+            out.status.success(),
+            "somaflow topics create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        scenario
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let root = self.root.path();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.toml");
+        [
+            ("SOMAFLOW_CONFIG", config.display().to_string()),
+            ("SOMAFLOW_KAFKA__BROKERS", self.brokers.clone()),
+            ("SOMAFLOW_KAFKA__TOPIC_PREFIX", self.prefix.clone()),
+            (
+                "SOMAFLOW_CLUSTER__GROUP_ID",
+                format!("{}group", self.prefix),
+            ),
+            (
+                "SOMAFLOW_CHECKPOINT__STORE",
+                root.join("checkpoints").display().to_string(),
+            ),
+            (
+                "SOMAFLOW_LAKE__URL",
+                root.join("lake").display().to_string(),
+            ),
+            ("SOMAFLOW_CLICKHOUSE__URL", self.clickhouse.url.clone()),
+            (
+                "SOMAFLOW_CLICKHOUSE__DATABASE",
+                self.clickhouse.database.clone(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// A `somaflow` command with this scenario's settings.
+    pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .envs(self.env())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env_remove("RUST_BACKTRACE")
+            .current_dir(self.root.path());
+        c
+    }
+
+    /// Starts worker `id` (its log folder under the scenario root).
+    pub fn worker(&self, id: &str, extra: &[(&str, &str)]) -> Somaflow {
+        let dir = self.root.path().join(id);
+        std::fs::create_dir_all(&dir).expect("worker folder");
+        let mut env = self.env();
+        env.push(("SOMAFLOW_CLUSTER__WORKER_ID".into(), id.into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Somaflow::start(&dir, &env)
+    }
+
+    /// Starts `somaflow produce --to kafka … --json` in the background.
+    pub fn produce(&self, args: &[&str]) -> Child {
+        let mut all = vec!["produce", "--to", "kafka", "--json"];
+        all.extend_from_slice(args);
+        self.command(&all, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn somaflow produce")
+    }
+}
+
+/// Waits for a producer started by [`ClusterScenario::produce`]; its report.
+pub fn producer_report(child: Child) -> ProduceReport {
+    let out = child.wait_with_output().expect("wait for the producer");
+    assert!(
+        out.status.success(),
+        "somaflow produce failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("producer JSON report")
+}
+
+/// Held by each test that runs workers against a broker: under `cargo test`
+/// (one process, many threads) they run one at a time, as nextest's `kafka`
+/// test group does (.config/nextest.toml).
+pub async fn kafka_serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
