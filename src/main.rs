@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// Tenant and capsule metadata in Redis (what `enrich` adds to rows).
+    Tenants {
+        #[command(subcommand)]
+        action: TenantsAction,
+    },
     /// Apply the ClickHouse migrations of sql/clickhouse/ to `[clickhouse]`
     /// (also done at startup when `clickhouse.migrate = true`).
     Migrate,
@@ -118,6 +123,19 @@ enum Command {
 enum TopicsAction {
     /// Create every configured topic (one per event kind, plus dead letters).
     Create,
+}
+
+#[derive(Subcommand)]
+enum TenantsAction {
+    /// Load tenants (and capsules) from CSV into `[redis]` as `tenant:{id}` /
+    /// `capsule:{id}` hashes; nothing is written if any line is invalid.
+    Import {
+        /// CSV with the header `tenant_id,plan,region,monthly_budget_usd`.
+        file: PathBuf,
+        /// CSV with the header `capsule_id,author_id,price_usd`.
+        #[arg(long)]
+        capsules: Option<PathBuf>,
+    },
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -212,7 +230,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             app::telemetry::init("warn");
             let config = load_config(cli.config)?;
-            app::topics::create(&config.kafka).await
+            app::topics::create(&config.kafka, &config.dispatch_topics()).await
+        }
+        Command::Tenants {
+            action: TenantsAction::Import { file, capsules },
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            let report = app::tenants::import(&config, &file, capsules.as_deref()).await?;
+            println!("{report}");
+            Ok(())
         }
         Command::Migrate => {
             app::telemetry::init("warn");

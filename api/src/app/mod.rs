@@ -9,10 +9,12 @@ pub mod cluster;
 pub mod demo;
 pub mod http;
 pub mod node;
+pub mod platform;
 pub mod produce;
 pub mod registry;
 pub mod sql;
 pub mod telemetry;
+pub mod tenants;
 pub mod topics;
 
 pub use node::EmbeddedNode;

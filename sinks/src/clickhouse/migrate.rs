@@ -62,6 +62,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "001_events"),
     migration!(2, "002_dead_letters"),
     migration!(3, "003_usage"),
+    migration!(4, "004_platform"),
 ];
 
 /// What [`migrate`] did.

@@ -94,7 +94,7 @@ impl Shared {
             .copied()
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let base = self
             .config
             .retry_initial_ms
@@ -257,7 +257,7 @@ impl TableWriter {
 /// Inserts `batches` into `table` until the server takes them, or
 /// dead-letters them when it refuses them for good. Returns the rows the
 /// table took (0 when they went to dead letters).
-async fn deliver(
+pub(super) async fn deliver(
     shared: &Shared,
     table: &str,
     batches: &[RecordBatch],

@@ -26,6 +26,8 @@ pub struct GeneratorConfig {
     pub malformed_ratio: f64,
     /// Share of records that repeat an earlier valid event.
     pub duplicate_ratio: f64,
+    /// Share of live records dated 30 s to 10 min in the past.
+    pub late_ratio: f64,
 }
 
 impl Default for GeneratorConfig {
@@ -35,6 +37,7 @@ impl Default for GeneratorConfig {
             tenants: 300,
             malformed_ratio: 0.005,
             duplicate_ratio: 0.01,
+            late_ratio: 0.01,
         }
     }
 }
@@ -193,7 +196,7 @@ impl Generator {
     pub fn next_live(&mut self) -> Generated {
         let mut at = Utc::now();
         let lateness: f64 = self.rng.random();
-        if lateness < 0.01 {
+        if lateness < self.config.late_ratio {
             at -= chrono::Duration::seconds(self.rng.random_range(30..600));
         } else {
             at -= chrono::Duration::milliseconds(self.rng.random_range(0..2000));

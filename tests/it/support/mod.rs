@@ -6,10 +6,12 @@
 mod clickhouse;
 mod kafka;
 mod lake;
+mod redis;
 
 pub use clickhouse::*;
 pub use kafka::*;
 pub use lake::*;
+pub use redis::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
