@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use redis::Script;
@@ -130,6 +131,9 @@ pub struct RedisLedger {
     link: RedisLink,
     node: String,
     script: Script,
+    /// Whether Redis is known to hold the script. Cleared after any failure,
+    /// since a restarted Redis has an empty script cache.
+    script_loaded: AtomicBool,
 }
 
 impl RedisLedger {
@@ -138,6 +142,7 @@ impl RedisLedger {
             link,
             node: node.to_string(),
             script: Script::new(PUSH),
+            script_loaded: AtomicBool::new(false),
         }
     }
 }
@@ -152,12 +157,17 @@ impl SpendLedger for RedisLedger {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        // Load once so the pipeline can use EVALSHA.
+        // A pipeline invokes scripts by EVALSHA only: load the script in
+        // the same round trip until Redis is known to have it.
         let script = &self.script;
-        let answers: Vec<Vec<Option<String>>> = self
+        let load = !self.script_loaded.load(Ordering::Acquire);
+        let answers: Result<Vec<Vec<Option<String>>>, _> = self
             .link
             .run(&self.node, |mut c| async move {
                 let mut pipe = redis::pipe();
+                if load {
+                    pipe.load_script(script).ignore();
+                }
                 for u in updates {
                     pipe.invoke_script(
                         script
@@ -170,8 +180,9 @@ impl SpendLedger for RedisLedger {
                 }
                 pipe.query_async(&mut c).await
             })
-            .await?;
-        answers.into_iter().map(parse_state).collect()
+            .await;
+        self.script_loaded.store(answers.is_ok(), Ordering::Release);
+        answers?.into_iter().map(parse_state).collect()
     }
 
     async fn read(&self, keys: &[(String, String)]) -> Result<Vec<LedgerState>, LedgerError> {

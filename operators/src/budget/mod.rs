@@ -71,6 +71,8 @@ pub struct Budget {
     shards: HashMap<String, ShardSpend>,
     /// Monthly budgets seen on rows (enrich), nano-USD.
     budgets: HashMap<String, i128>,
+    /// The last push failed: said once, and again when pushes work again.
+    push_failing: bool,
 }
 
 fn spend_key(tenant: &str, month: &str) -> String {
@@ -88,6 +90,7 @@ impl Budget {
             view,
             shards: HashMap::new(),
             budgets: HashMap::new(),
+            push_failing: false,
         }
     }
 
@@ -159,10 +162,16 @@ impl Budget {
             Ok(states) => states,
             Err(e) => {
                 unsynced(updates.len());
-                tracing::debug!(node = %self.node, error = %e, "budget spend not pushed yet");
+                if !std::mem::replace(&mut self.push_failing, true) {
+                    tracing::warn!(node = %self.node, error = %e,
+                        "budget spend cannot be pushed to the ledger; kept and pushed again when it answers");
+                }
                 return;
             }
         };
+        if std::mem::take(&mut self.push_failing) {
+            tracing::info!(node = %self.node, "budget ledger answers again; spend is in sync");
+        }
         unsynced(0);
         let mut crossings = CrossingRows::default();
         for (u, s) in updates.iter().zip(states) {

@@ -47,10 +47,11 @@ impl UsageWindow {
         }
     }
 
-    /// Adds a batch of one kind to the windows of its shards.
-    fn absorb(&mut self, table: &'static str, rows: &RecordBatch) -> Result<(), NodeError> {
+    /// Adds a batch of one kind to the windows of its shards; how many of
+    /// its rows fell in windows the watermark already passed.
+    fn absorb(&mut self, table: &'static str, rows: &RecordBatch) -> Result<u64, NodeError> {
         let Some(kind) = EventKind::from_table(table) else {
-            return Ok(());
+            return Ok(0);
         };
         let c = Columns::new(table, rows);
         let (topic, partition) = (c.str("source_topic")?, c.i32("source_partition")?);
@@ -59,7 +60,7 @@ impl UsageWindow {
         let mut late = 0u64;
         let n = rows.num_rows();
         let Some(contribution) = contributions(kind, &c)? else {
-            return Ok(());
+            return Ok(0);
         };
         let (size_us, watermark) = (self.size_us, self.watermark);
         let mut i = 0;
@@ -92,6 +93,28 @@ impl UsageWindow {
                 .late_rows
                 .get_or_create(&node(&self.node))
                 .inc_by(late);
+        }
+        Ok(late)
+    }
+
+    /// Emits every window that ends at or before `watermark` as usage rows.
+    fn close(&mut self, watermark: Watermark, out: &mut Emitter) -> Result<(), NodeError> {
+        let mut closed = UsageRows::default();
+        let mut shards: Vec<_> = self.shards.iter_mut().collect();
+        // A stable order keeps emitted batches comparable between runs.
+        shards.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, windows) in shards {
+            windows.close_until(name, watermark, self.size_us, &mut closed);
+        }
+        if !closed.is_empty() {
+            let m = metrics();
+            m.usage_rows
+                .get_or_create(&outcome(&self.node, "window"))
+                .inc_by(closed.first_emissions);
+            m.usage_rows
+                .get_or_create(&outcome(&self.node, "correction"))
+                .inc_by(closed.corrections);
+            out.emit(USAGE, Batch::new(USAGE_TABLE, closed.finish()?));
         }
         Ok(())
     }
@@ -180,8 +203,16 @@ impl Operator for UsageWindow {
     }
 
     async fn process(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), NodeError> {
-        self.absorb(batch.table, &batch.rows)?;
+        let late = self.absorb(batch.table, &batch.rows)?;
         out.emit(OUT, batch);
+        // A late row's correction goes out now, not at the next watermark
+        // advance: after the stream's newest event nothing may advance it
+        // again (a replayed backlog read after a newer partition is all late).
+        if late > 0
+            && let Some(watermark) = self.watermark
+        {
+            self.close(watermark, out)?;
+        }
         Ok(())
     }
 
@@ -191,23 +222,7 @@ impl Operator for UsageWindow {
         out: &mut Emitter,
     ) -> Result<Option<Watermark>, NodeError> {
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
-        let mut closed = UsageRows::default();
-        let mut shards: Vec<_> = self.shards.iter_mut().collect();
-        // A stable order keeps emitted batches comparable between runs.
-        shards.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, windows) in shards {
-            windows.close_until(name, watermark, self.size_us, &mut closed);
-        }
-        if !closed.is_empty() {
-            let m = metrics();
-            m.usage_rows
-                .get_or_create(&outcome(&self.node, "window"))
-                .inc_by(closed.first_emissions);
-            m.usage_rows
-                .get_or_create(&outcome(&self.node, "correction"))
-                .inc_by(closed.corrections);
-            out.emit(USAGE, Batch::new(USAGE_TABLE, closed.finish()?));
-        }
+        self.close(watermark, out)?;
         Ok(Some(watermark))
     }
 

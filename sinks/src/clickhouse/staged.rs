@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::NodeCheckpoint;
@@ -62,12 +62,13 @@ fn with_stage_columns(
     let n = batch.num_rows();
     let mut fields = vec![
         Field::new("run_id", DataType::Utf8, false),
-        Field::new("epoch", DataType::UInt64, false),
+        // Int64: the encoder range-checks it into the UInt64 column.
+        Field::new("epoch", DataType::Int64, false),
     ];
     fields.extend(batch.schema().fields().iter().map(|f| f.as_ref().clone()));
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![run_id; n])),
-        Arc::new(UInt64Array::from(vec![epoch; n])),
+        Arc::new(Int64Array::from(vec![epoch as i64; n])),
     ];
     columns.extend(batch.columns().iter().cloned());
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
