@@ -404,4 +404,40 @@ async fn budgets_cross_once_across_two_workers_and_a_redis_outage_then_dispatch_
         wrongly_refused, 0,
         "only tenants over their hard budget are refused"
     );
+
+    // GET /v1/budgets agrees with the ledger and the events, on both workers.
+    let budget = |base: String, path: String| async move {
+        let resp = reqwest::get(format!("{base}/v1/budgets/{path}"))
+            .await
+            .expect("GET /v1/budgets");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.expect("JSON answer"))
+    };
+    for node in [&a, &b] {
+        let (status, body) = budget(node.url(), format!("{tenant}?month={month}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["tenant"], tenant);
+        assert_eq!(body["month"], month.as_str());
+        assert_eq!(body["status"], "hard_exceeded", "{body}");
+        assert_eq!(value_nanos(&body["spend_usd"]), total, "{body}");
+        assert_eq!(value_nanos(&body["budget_usd"]), 3_000_000_000, "{body}");
+        assert!(body["soft_crossed_at_spend_usd"].is_string(), "{body}");
+        assert!(body["hard_crossed_at_spend_usd"].is_string(), "{body}");
+    }
+    redis::cmd("HSET")
+        .arg("tenant:tenant-idle")
+        .arg("monthly_budget_usd")
+        .arg("10")
+        .exec(&mut redis.connection())
+        .expect("an idle tenant");
+    let (status, body) = budget(base.clone(), "tenant-idle".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(value_nanos(&body["spend_usd"]), 0, "{body}");
+    let (status, body) = budget(base.clone(), "tenant-never-seen".into()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_tenant", "{body}");
+    let (status, body) = budget(base.clone(), format!("{tenant}?month=2026-13")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_month", "{body}");
 }

@@ -104,10 +104,10 @@ impl Budget {
         let mut months = MonthOf::default();
         for i in 0..rows.num_rows() {
             let t = tenant.value(i);
-            if datafusion::arrow::array::Array::is_valid(budget, i) {
-                if self.budgets.get(t) != Some(&budget.value(i)) {
-                    self.budgets.insert(t.to_string(), budget.value(i));
-                }
+            if datafusion::arrow::array::Array::is_valid(budget, i)
+                && self.budgets.get(t) != Some(&budget.value(i))
+            {
+                self.budgets.insert(t.to_string(), budget.value(i));
             }
             let Some(cost) = billed_cost(producer, rated, i) else {
                 continue;

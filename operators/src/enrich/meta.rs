@@ -19,7 +19,7 @@ pub(crate) trait Metadata: Sized + Send + Sync + 'static {
 
 /// `tenant:{id}`: plan, region, monthly budget (scale-9 decimal).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TenantMeta {
+pub struct TenantMeta {
     pub plan: Option<String>,
     pub region: Option<String>,
     pub monthly_budget_usd: Option<i128>,

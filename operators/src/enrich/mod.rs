@@ -58,9 +58,10 @@ use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 use tracing::Instrument;
 
-use crate::redis_link::RedisLink;
+use crate::redis_link::{RedisLink, RedisLinkError};
 use columns::{gather_decimals, gather_strings, index_rows, replace_columns};
 use lookup::Lookup;
+pub use meta::TenantMeta;
 
 /// Redis key of a tenant's metadata hash: this prefix and the tenant id.
 pub const TENANT_KEY_PREFIX: &str = "tenant:";
@@ -79,6 +80,27 @@ pub enum EnrichError {
         table: &'static str,
         source: ArrowError,
     },
+}
+
+/// A tenant's metadata read from Redis now, bypassing any cache (the API
+/// answers with it): `None` when `tenant:{id}` does not exist. Fields parse
+/// as enrich parses them: a malformed one is null, with a warning.
+pub async fn read_tenant(
+    link: &RedisLink,
+    node: &str,
+    tenant: &str,
+) -> Result<Option<TenantMeta>, RedisLinkError> {
+    let key = format!("{TENANT_KEY_PREFIX}{tenant}");
+    let hashes = fetch::hgetall_many(link, node, std::slice::from_ref(&key)).await?;
+    let mut problems = Vec::new();
+    let meta = hashes
+        .first()
+        .and_then(|hash| meta::parse::<TenantMeta>(hash, &mut problems));
+    if !problems.is_empty() {
+        tracing::warn!(node, key, problems = %problems.join("; "),
+            "malformed tenant metadata in Redis; those fields are null");
+    }
+    Ok(meta)
 }
 
 /// The enrich operator of one pipeline node.
