@@ -45,6 +45,8 @@ impl RedisLink {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
+        // Up until a command says otherwise, as the link's own flag.
+        metrics().redis_up.set(1);
         Ok(RedisLink {
             inner: Arc::new(Inner {
                 url: url.to_string(),

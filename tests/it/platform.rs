@@ -281,6 +281,22 @@ async fn budgets_cross_once_across_two_workers_and_a_redis_outage_then_dispatch_
     redis.pause();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let during = sql_number(&a.url(), "SELECT count(*) FROM conversations").await;
+    let ready = reqwest::get(format!("{}/ready", a.url()))
+        .await
+        .expect("GET /ready");
+    assert_eq!(
+        ready.status(),
+        200,
+        "Redis down does not make a worker unready"
+    );
+    let ready: Value = ready.json().await.expect("ready JSON");
+    let warnings = ready["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("Redis"))),
+        "/ready warns that Redis is down: {ready}"
+    );
     redis.resume();
     assert!(
         during > before + 1000,
