@@ -90,6 +90,28 @@ enum Command {
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
     },
+    /// Measure the platform operator chain (decode → dedup → enrich → policy →
+    /// accounting → window → budget → dispatch) in one thread without I/O:
+    /// events/s and each operator's cost, on generated data.
+    BenchChain {
+        /// Events measured.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Events run through the chain first, not measured.
+        #[arg(long, default_value_t = 100_000)]
+        warmup: usize,
+        /// Events per second of event time (how densely windows fill).
+        #[arg(long, default_value_t = 5_000.0)]
+        event_rate: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Tenant metadata enrich answers from (no Redis).
+        #[arg(long, default_value = "config/tenants.csv")]
+        tenants: PathBuf,
+        /// Capsule metadata enrich answers from.
+        #[arg(long, default_value = "config/capsules.csv")]
+        capsules: PathBuf,
+    },
     /// Measure the ClickHouse sink against the configured server: rows/s per
     /// table and overall at several insert batch sizes, with CPU shares.
     BenchClickhouse {
@@ -261,6 +283,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_concurrency,
                 dir,
             })
+            .await
+        }
+        Command::BenchChain {
+            events,
+            warmup,
+            event_rate,
+            seed,
+            tenants,
+            capsules,
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::bench_chain::run(
+                &config,
+                app::bench_chain::BenchChainArgs {
+                    events,
+                    warmup,
+                    event_rate,
+                    seed,
+                    tenants,
+                    capsules,
+                },
+            )
             .await
         }
         Command::BenchClickhouse { events, batch_rows } => {

@@ -1,7 +1,8 @@
 //! The commands of the `somaflow` binary: wiring crates into a running node
-//! (`run`, `demo`), the generator (`produce`), queries (`sql`) and `bench`.
+//! (`run`, `demo`), the generator (`produce`), queries (`sql`) and the benchmarks.
 
 pub mod bench;
+pub mod bench_chain;
 pub mod bench_clickhouse;
 pub mod bench_kafka;
 pub mod clickhouse;

@@ -16,6 +16,9 @@ use somaflow_operators::enrich::{CAPSULE_KEY_PREFIX, TENANT_KEY_PREFIX};
 use somaflow_pipeline::config::Config;
 use somaflow_pipeline::events::decimal::parse_decimal;
 
+/// `(id, hash fields)` per tenant or capsule, as [`read_metadata`] returns them.
+pub type Hashes = Vec<(String, HashMap<String, String>)>;
+
 /// Hashes written per pipelined round trip.
 const WRITE_BATCH: usize = 500;
 /// Shortest time allowed per round trip: `[redis] timeout_ms` is sized for
@@ -222,6 +225,16 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// The first [`MAX_LISTED_ERRORS`] errors, one a line, and how many more.
+fn listed(errors: &[String]) -> String {
+    let more = errors.len().saturating_sub(MAX_LISTED_ERRORS);
+    let mut listed = errors[..errors.len().min(MAX_LISTED_ERRORS)].join("\n");
+    if more > 0 {
+        listed.push_str(&format!("\n… and {more} more"));
+    }
+    listed
+}
+
 /// Validates `tenants` (and `capsules`), then writes every hash with HSET
 /// in pipelined batches. Writes nothing when any line is invalid.
 pub async fn import(
@@ -240,14 +253,10 @@ pub async fn import(
         None => Vec::new(),
     };
     if !errors.is_empty() {
-        let more = errors.len().saturating_sub(MAX_LISTED_ERRORS);
-        let mut listed = errors[..errors.len().min(MAX_LISTED_ERRORS)].join("\n");
-        if more > 0 {
-            listed.push_str(&format!("\n… and {more} more"));
-        }
         bail!(
-            "{} invalid line(s); nothing was written to {shown}:\n{listed}",
-            errors.len()
+            "{} invalid line(s); nothing was written to {shown}:\n{}",
+            errors.len(),
+            listed(&errors)
         );
     }
 
@@ -288,6 +297,38 @@ pub async fn import(
         capsules: capsule_records.len(),
         url: shown,
     })
+}
+
+/// What [`import`] would write, without Redis: `(id, fields)` of every
+/// tenant and capsule, validated the same way. `somaflow bench-chain` seeds
+/// enrich with it.
+pub fn read_metadata(tenants: &Path, capsules: &Path) -> anyhow::Result<(Hashes, Hashes)> {
+    let mut errors = Vec::new();
+    let tenant_records = load(tenants, &TENANTS, &mut errors)?;
+    let capsule_records = load(capsules, &CAPSULES, &mut errors)?;
+    if !errors.is_empty() {
+        bail!("{} invalid line(s):\n{}", errors.len(), listed(&errors));
+    }
+    Ok((
+        hashes(tenant_records, TENANT_KEY_PREFIX),
+        hashes(capsule_records, CAPSULE_KEY_PREFIX),
+    ))
+}
+
+/// Records as `(id, fields)`: the key without its prefix.
+fn hashes(records: Vec<Record>, prefix: &str) -> Hashes {
+    records
+        .into_iter()
+        .map(|r| {
+            let id = r.key.strip_prefix(prefix).unwrap_or(&r.key).to_string();
+            let fields = r
+                .fields
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect();
+            (id, fields)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -380,6 +421,22 @@ t9,pro,us,0.0000000001
         let capsules = parse_csv(&capsules, &CAPSULES).unwrap();
         assert_eq!(capsules.len(), 60);
         assert_eq!(capsules[59].key, "capsule:capsule-059");
+    }
+
+    #[test]
+    fn reads_the_shipped_files_as_hashes_by_id() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let (tenants, capsules) = read_metadata(
+            &root.join("config/tenants.csv"),
+            &root.join("config/capsules.csv"),
+        )
+        .unwrap();
+        assert_eq!(tenants.len(), 300);
+        assert_eq!(tenants[0].0, "tenant-0000");
+        assert_eq!(tenants[0].1["plan"], "enterprise");
+        assert_eq!(tenants[0].1["monthly_budget_usd"], "20000.00");
+        assert_eq!(capsules[1].0, "capsule-001");
+        assert_eq!(capsules[1].1["price_usd"], "9.99");
     }
 
     #[test]

@@ -152,6 +152,20 @@ impl Shared {
     }
 }
 
+/// Caches metadata given in process through the same parsing as a Redis
+/// answer (malformed fields are null and reported the same way).
+fn store_given<V: Metadata>(
+    shared: &Shared,
+    cache: &Mutex<Cache<V>>,
+    node: &str,
+    given: &Hashes,
+    at: Instant,
+) {
+    let ids: Vec<&str> = given.iter().map(|(id, _)| id.as_str()).collect();
+    let hashes: Vec<HashMap<String, String>> = given.iter().map(|(_, h)| h.clone()).collect();
+    shared.store(cache, node, &ids, &hashes, at);
+}
+
 /// Clears the refresh flag when the refresh task ends, however it ends.
 struct RefreshDone(Arc<Shared>);
 
@@ -241,20 +255,51 @@ impl<'a, V: Metadata> Pending<'a, V> {
     }
 }
 
+/// Where a lookup's metadata comes from.
+enum Source {
+    /// No Redis configured: every id is absent, the cache is not consulted.
+    None,
+    Redis(RedisLink),
+    /// Given once at construction, held in the cache for good; an id not
+    /// given is absent.
+    Preloaded,
+}
+
+/// Metadata given in process, as `(id, hash fields)`: what the Redis hash
+/// `tenant:{id}` or `capsule:{id}` would hold.
+pub type Hashes = [(String, HashMap<String, String>)];
+
 /// Resolves ids for one enrich node; its cache is its own (per node and
 /// process), the Redis link is shared.
 pub(crate) struct Lookup {
     node: String,
-    link: Option<RedisLink>,
+    source: Source,
     shared: Arc<Shared>,
     counters: OutcomeSeries,
 }
 
 impl Lookup {
     pub(crate) fn new(node: &str, link: Option<RedisLink>, ttl: Duration) -> Self {
+        let source = link.map_or(Source::None, Source::Redis);
+        Self::with_source(node, source, ttl)
+    }
+
+    /// A lookup answering from `tenants` and `capsules` only, parsed as a
+    /// Redis answer would be. The entries never go stale: there is nothing
+    /// to re-read them from.
+    pub(crate) fn preloaded(node: &str, tenants: &Hashes, capsules: &Hashes) -> Self {
+        let lookup = Self::with_source(node, Source::Preloaded, Duration::MAX);
+        let shared = &lookup.shared;
+        let now = Instant::now();
+        store_given(shared, &shared.tenants, node, tenants, now);
+        store_given(shared, &shared.capsules, node, capsules, now);
+        lookup
+    }
+
+    fn with_source(node: &str, source: Source, ttl: Duration) -> Self {
         Self {
             node: node.to_string(),
-            link,
+            source,
             shared: Arc::new(Shared {
                 tenants: Mutex::new(Cache::new(ttl)),
                 capsules: Mutex::new(Cache::new(ttl)),
@@ -269,7 +314,7 @@ impl Lookup {
     /// Metadata for each of `tenant_ids` and `capsule_ids` (distinct ids).
     /// Never fails: what Redis cannot tell now is null.
     pub(crate) async fn resolve(&self, tenant_ids: &[&str], capsule_ids: &[&str]) -> Resolved {
-        let Some(link) = &self.link else {
+        if matches!(self.source, Source::None) {
             let o = Outcomes {
                 absent: (tenant_ids.len() + capsule_ids.len()) as u64,
                 ..Outcomes::default()
@@ -280,17 +325,25 @@ impl Lookup {
                 capsules: vec![None; capsule_ids.len()],
                 outcomes: o,
             };
-        };
+        }
         let now = Instant::now();
         let mut o = Outcomes::default();
         let mut tenants = Pending::classify(&self.shared.tenants, tenant_ids, now, &mut o);
         let mut capsules = Pending::classify(&self.shared.capsules, capsule_ids, now, &mut o);
-        if !tenants.missing.is_empty() || !capsules.missing.is_empty() {
-            self.fetch_missing(link, &mut tenants, &mut capsules, &mut o)
-                .await;
-        }
-        if !tenants.stale.is_empty() || !capsules.stale.is_empty() {
-            self.refresh_in_background(link, tenants.stale_ids(), capsules.stale_ids());
+        match &self.source {
+            Source::Redis(link) => {
+                if !tenants.missing.is_empty() || !capsules.missing.is_empty() {
+                    self.fetch_missing(link, &mut tenants, &mut capsules, &mut o)
+                        .await;
+                }
+                if !tenants.stale.is_empty() || !capsules.stale.is_empty() {
+                    self.refresh_in_background(link, tenants.stale_ids(), capsules.stale_ids());
+                }
+            }
+            // Nothing to fetch from: an id that was not given has no metadata.
+            Source::Preloaded | Source::None => {
+                o.absent += (tenants.missing.len() + capsules.missing.len()) as u64;
+            }
         }
         self.counters.record(&o);
         Resolved {

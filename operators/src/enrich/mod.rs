@@ -60,6 +60,7 @@ use tracing::Instrument;
 
 use crate::redis_link::{RedisLink, RedisLinkError};
 use columns::{gather_decimals, gather_strings, index_rows, replace_columns};
+pub use lookup::Hashes;
 use lookup::Lookup;
 pub use meta::TenantMeta;
 
@@ -117,6 +118,18 @@ impl Enrich {
         Enrich {
             node: node.to_string(),
             lookup: Lookup::new(node, redis, ttl),
+        }
+    }
+
+    /// An enrich that reads no Redis: it answers from `tenants` and
+    /// `capsules`, given as `(id, fields)` the way `somaflow tenants import`
+    /// writes the hashes, and otherwise runs exactly as with Redis and a
+    /// warm cache (same cache lookups, same column building). Ids not given
+    /// get nulls. For measuring the operator without I/O.
+    pub fn preloaded(node: &str, tenants: &Hashes, capsules: &Hashes) -> Enrich {
+        Enrich {
+            node: node.to_string(),
+            lookup: Lookup::preloaded(node, tenants, capsules),
         }
     }
 
@@ -246,6 +259,53 @@ mod tests {
         ] {
             assert_eq!(rows.column_by_name(name).unwrap().null_count(), 2, "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn preloaded_metadata_fills_known_ids_and_nulls_unknown_ones() {
+        let hash = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let tenants = [(
+            "t1".to_string(),
+            hash(&[
+                ("plan", "pro"),
+                ("region", "eu"),
+                ("monthly_budget_usd", "250.00"),
+            ]),
+        )];
+        let capsules = [(
+            "c1".to_string(),
+            hash(&[("author_id", "author-01"), ("price_usd", "9.99")]),
+        )];
+        let mut op = Enrich::preloaded("enrich-test-preloaded", &tenants, &capsules);
+        let batch = conversations(&[("t1", Some("c1")), ("t2", Some("c2"))]);
+        let mut out = Emitter::default();
+        op.process(Batch::new("conversations", batch), &mut out)
+            .await
+            .unwrap();
+        let rows = &out.take()[0].1.rows;
+        let text = |name: &str| {
+            let c = rows.column_by_name(name).unwrap().as_string::<i32>();
+            (0..c.len())
+                .map(|i| c.is_valid(i).then(|| c.value(i).to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(text("tenant_plan"), [Some("pro".to_string()), None]);
+        assert_eq!(text("tenant_region"), [Some("eu".to_string()), None]);
+        assert_eq!(
+            text("capsule_author_id"),
+            [Some("author-01".to_string()), None]
+        );
+        let budget = rows
+            .column_by_name("tenant_monthly_budget_usd")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
+        assert_eq!(budget.value(0), 250_000_000_000);
+        assert!(budget.is_null(1));
     }
 
     #[tokio::test]
