@@ -319,13 +319,16 @@ fn build_chain(
         Stage::new("budget", Box::new(Budget::new("budget", budgets.clone()))),
         Stage::new(
             "dispatch",
-            Box::new(Dispatch::new(
-                "dispatch",
-                queue,
-                budgets,
-                config.dispatch.per_tenant_per_sec,
-                config.dispatch.burst,
-            )),
+            Box::new(
+                Dispatch::new(
+                    "dispatch",
+                    queue,
+                    budgets,
+                    config.dispatch.per_tenant_per_sec,
+                    config.dispatch.burst,
+                )
+                .with_pools(&config.dispatch.pools),
+            ),
         ),
     ];
     Ok(Chain {

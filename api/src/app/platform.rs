@@ -97,15 +97,18 @@ pub fn register(r: &mut Registry) {
     });
     r.register("dispatch", move |spec, config| {
         let producer = idempotent_producer(&config.kafka)?;
-        Ok(Node::Operator(Box::new(Dispatch::new(
-            &spec.id,
-            Arc::new(KafkaAgentQueue::new(
-                producer,
-                &config.dispatch.topic_prefix,
-            )),
-            shared.budgets(&spec.id, config)?,
-            config.dispatch.per_tenant_per_sec,
-            config.dispatch.burst,
-        ))))
+        Ok(Node::Operator(Box::new(
+            Dispatch::new(
+                &spec.id,
+                Arc::new(KafkaAgentQueue::new(
+                    producer,
+                    &config.dispatch.topic_prefix,
+                )),
+                shared.budgets(&spec.id, config)?,
+                config.dispatch.per_tenant_per_sec,
+                config.dispatch.burst,
+            )
+            .with_pools(&config.dispatch.pools),
+        )))
     });
 }

@@ -46,7 +46,7 @@ impl BudgetView {
         Ok(states)
     }
 
-    /// Which of `keys` (tenant, month) are over their hard budget. Answers
+    /// Which of `keys` (tenant, month) are at or over their hard budget now. Answers
     /// older than the refresh interval are read again; when the ledger does
     /// not answer, the last known state is used (unknown = not over).
     pub async fn over_hard_budget(&self, keys: &[(String, String)]) -> Vec<bool> {
@@ -74,7 +74,13 @@ impl BudgetView {
         }
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         keys.iter()
-            .map(|k| cache.get(k).is_some_and(|(s, _)| s.hard.is_some()))
+            // From the current total, not the recorded crossing: a budget
+            // raised after the crossing lets the tenant's work through again.
+            .map(|k| {
+                cache.get(k).is_some_and(|(s, _)| {
+                    s.budget_nanos.is_some_and(|budget| s.total_nanos >= budget)
+                })
+            })
             .collect()
     }
 

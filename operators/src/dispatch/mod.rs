@@ -5,11 +5,16 @@
 //! send it again: at-least-once, deduplicated by the receiver). A step is
 //! refused, with a `policy_decisions` row saying why, when its tenant is
 //! over its hard budget (`budget_exceeded`) or over its dispatch rate
-//! (`rate_limited`, governor, per tenant). Events pass through on `out`.
+//! (`rate_limited`, governor, per tenant). A step that policy denied is
+//! refused (`policy_denied`), and so is one naming an agent pool that is not
+//! configured (`unknown_agent_pool`): its topic may not exist, and a made-up
+//! name must neither fail the pipeline nor create a topic. Events pass
+//! through on `out`.
 
 mod queue;
 mod refusals;
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -20,7 +25,7 @@ use somaflow_pipeline::metrics::{metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use crate::budget::{BudgetView, MonthOf};
-use crate::columns::Columns;
+use crate::columns::{Columns, opt_str};
 pub use queue::{AgentQueue, DispatchError, KafkaAgentQueue, StepMessage};
 use refusals::Refusals;
 
@@ -32,6 +37,8 @@ pub struct Dispatch {
     queue: Arc<dyn AgentQueue>,
     budgets: BudgetView,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// The agent pools steps may go to; `None` takes any.
+    pools: Option<HashSet<String>>,
 }
 
 impl Dispatch {
@@ -49,7 +56,14 @@ impl Dispatch {
             queue,
             budgets,
             limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            pools: None,
         }
+    }
+
+    /// Refuses steps for pools other than `pools`.
+    pub fn with_pools(mut self, pools: &[String]) -> Self {
+        self.pools = Some(pools.iter().cloned().collect());
+        self
     }
 
     async fn dispatch(&mut self, batch: &Batch, out: &mut Emitter) -> Result<(), NodeError> {
@@ -64,6 +78,8 @@ impl Dispatch {
         }
         let tenant = c.str("tenant_id")?;
         let time = c.micros("event_time")?;
+        let pool = c.str("agent_pool")?;
+        let verdict = c.str("policy_verdict")?;
         let mut months = MonthOf::default();
         let keys: Vec<(String, String)> = queued
             .iter()
@@ -78,7 +94,15 @@ impl Dispatch {
         let mut messages = Vec::new();
         let mut refusals = Refusals::default();
         for (&i, over_budget) in queued.iter().zip(over) {
-            if over_budget {
+            if opt_str(verdict, i) == Some("deny") {
+                refusals.push(i, "policy_denied");
+            } else if self
+                .pools
+                .as_ref()
+                .is_some_and(|pools| !pools.contains(pool.value(i)))
+            {
+                refusals.push(i, "unknown_agent_pool");
+            } else if over_budget {
                 refusals.push(i, "budget_exceeded");
             } else if self
                 .limiter
@@ -126,5 +150,125 @@ impl Operator for Dispatch {
         }
         out.emit(OUT, batch);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use datafusion::arrow::array::{
+        Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+        new_null_array,
+    };
+    use datafusion::arrow::datatypes::DataType;
+    use somaflow_pipeline::events::schema::kind_schema;
+
+    use super::*;
+    use crate::budget::LocalLedger;
+
+    /// Keeps what it was handed (the operator's contract is only "accepted").
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<StepMessage>>);
+
+    #[async_trait]
+    impl AgentQueue for Recorded {
+        async fn send(&self, messages: Vec<StepMessage>) -> Result<(), DispatchError> {
+            self.0.lock().unwrap().extend(messages);
+            Ok(())
+        }
+    }
+
+    /// Workflow steps as (event id, status, agent pool, policy verdict).
+    fn steps(rows: &[(&str, &str, &str, Option<&str>)]) -> Batch {
+        let schema = kind_schema(EventKind::WorkflowStep);
+        let n = rows.len();
+        let text = |f: fn(&(&str, &str, &str, Option<&str>)) -> Option<&str>| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "event_id" => text(|r| Some(r.0)),
+                "status" => text(|r| Some(r.1)),
+                "agent_pool" => text(|r| Some(r.2)),
+                "policy_verdict" => text(|r| r.3),
+                "event_time" => Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_764_547_200_000_000; n])
+                        .with_timezone("UTC"),
+                ) as ArrayRef,
+                _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                _ if f.data_type() == &DataType::Utf8 => Arc::new(StringArray::from(vec!["t1"; n])),
+                _ if f.data_type() == &DataType::Int64 => Arc::new(Int64Array::from(vec![1; n])),
+                _ => new_null_array(f.data_type(), n),
+            })
+            .collect();
+        Batch::new(
+            EventKind::WorkflowStep.table(),
+            RecordBatch::try_new(schema, columns).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn denied_and_unknown_pool_steps_are_refused_not_sent() {
+        let queue = Arc::new(Recorded::default());
+        let view = BudgetView::new(Arc::new(LocalLedger::default()), 80, Duration::ZERO);
+        let mut op = Dispatch::new("dispatch", queue.clone(), view, 100, 100)
+            .with_pools(&["general".to_string()]);
+        let mut out = Emitter::default();
+        op.process(
+            steps(&[
+                ("ok", "queued", "general", None),
+                ("denied", "queued", "general", Some("deny")),
+                ("made-up", "queued", "gpu pool", None),
+                ("done", "succeeded", "gpu pool", None),
+            ]),
+            &mut out,
+        )
+        .await
+        .unwrap();
+        let sent: Vec<String> = queue
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.event_id.clone())
+            .collect();
+        assert_eq!(sent, ["ok"]);
+        let refusals: Vec<(String, String)> = out
+            .take()
+            .into_iter()
+            .filter(|(o, _)| *o == REFUSALS)
+            .flat_map(|(_, b)| {
+                let ids = b
+                    .rows
+                    .column_by_name("event_id")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone();
+                let reasons = b
+                    .rows
+                    .column_by_name("reason")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone();
+                (0..ids.len())
+                    .map(|i| (ids.value(i).to_string(), reasons.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(refusals.len(), 2, "{refusals:?}");
+        assert!(
+            refusals
+                .iter()
+                .any(|(id, r)| id.starts_with("denied") && r == "policy_denied")
+        );
+        assert!(
+            refusals
+                .iter()
+                .any(|(id, r)| id.starts_with("made-up") && r == "unknown_agent_pool")
+        );
     }
 }
