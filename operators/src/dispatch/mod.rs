@@ -184,17 +184,15 @@ mod tests {
     fn steps(rows: &[(&str, &str, &str, Option<&str>)]) -> Batch {
         let schema = kind_schema(EventKind::WorkflowStep);
         let n = rows.len();
-        let text = |f: fn(&(&str, &str, &str, Option<&str>)) -> Option<&str>| -> ArrayRef {
-            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
+        let text = |values: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
         let columns: Vec<ArrayRef> = schema
             .fields()
             .iter()
             .map(|f| match f.name().as_str() {
-                "event_id" => text(|r| Some(r.0)),
-                "status" => text(|r| Some(r.1)),
-                "agent_pool" => text(|r| Some(r.2)),
-                "policy_verdict" => text(|r| r.3),
+                "event_id" => text(rows.iter().map(|r| Some(r.0)).collect()),
+                "status" => text(rows.iter().map(|r| Some(r.1)).collect()),
+                "agent_pool" => text(rows.iter().map(|r| Some(r.2)).collect()),
+                "policy_verdict" => text(rows.iter().map(|r| r.3).collect()),
                 "event_time" => Arc::new(
                     TimestampMicrosecondArray::from(vec![1_764_547_200_000_000; n])
                         .with_timezone("UTC"),
