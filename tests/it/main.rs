@@ -9,6 +9,7 @@ mod crash;
 mod enrich;
 mod kafka;
 mod platform;
+mod policy;
 mod roundtrip;
 mod shutdown;
 mod support;

@@ -79,28 +79,6 @@ fn list_prices() -> BTreeMap<String, [i128; 4]> {
     prices
 }
 
-fn import_tenants(scenario: &ClusterScenario) {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = scenario
-        .command(
-            &[
-                "tenants",
-                "import",
-                &repo.join("config/tenants.csv").display().to_string(),
-                "--capsules",
-                &repo.join("config/capsules.csv").display().to_string(),
-            ],
-            &[],
-        )
-        .output()
-        .expect("somaflow tenants import");
-    assert!(
-        out.status.success(),
-        "tenants import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A billing event dated `ahead` in the future: it moves the watermark past
 /// every window of the test's traffic, so all of them close.
 async fn close_all_windows(node: &Somaflow, ahead: chrono::Duration) {
@@ -121,7 +99,7 @@ async fn usage_and_cost_are_exact_to_the_cent_through_sigkills_and_late_events()
     let brokers = kafka_broker();
     let redis = PrivateRedis::start().await;
     let scenario = ClusterScenario::platform(&brokers, 4, &redis.url());
-    import_tenants(&scenario);
+    scenario.import_tenants();
     let producer = scenario.produce(&[
         "--rate",
         "1500",
@@ -260,7 +238,7 @@ async fn budgets_cross_once_across_two_workers_and_a_redis_outage_then_dispatch_
     let brokers = kafka_broker();
     let redis = PrivateRedis::start().await;
     let scenario = ClusterScenario::platform(&brokers, 4, &redis.url());
-    import_tenants(&scenario);
+    scenario.import_tenants();
     // The busiest tenant gets a small budget it crosses during the stream.
     let tenant = "tenant-0000";
     redis::cmd("HSET")

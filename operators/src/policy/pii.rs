@@ -8,6 +8,9 @@
 //! codes) and then classified in code: a Luhn-valid 13–19 digit run is a
 //! card, a phone-shaped 7–15 digit run is a phone, anything else (order
 //! numbers, dates, decimals, a 16-digit run failing Luhn) stays as it is.
+//! A candidate that is not one number as a whole may still hold one beside
+//! other digits ("call 415-555-0132 24/7"): its space-separated pieces are
+//! then searched for the unmistakable shapes.
 
 use std::sync::LazyLock;
 
@@ -105,15 +108,84 @@ fn census(bytes: &[u8]) -> (bool, usize) {
 /// Spans of `text` that are phone or card numbers, with their mask.
 fn numbers(text: &str) -> impl Iterator<Item = (usize, usize, &'static str)> + '_ {
     let bytes = text.as_bytes();
-    NUMBER.find_iter(text).filter_map(move |m| {
+    NUMBER.find_iter(text).flat_map(move |m| {
         // A number glued to letters ("v1234567", "0132th") is an identifier.
         let glued_before = m.start() > 0 && is_word(bytes[m.start() - 1]);
         let glued_after = bytes.get(m.end()).is_some_and(|&b| is_word(b));
-        if glued_before || glued_after {
-            return None;
+        let mut found = Vec::new();
+        if !glued_before
+            && !glued_after
+            && let Some(kind) = classify(m.as_str(), Span::Whole)
+        {
+            found.push((m.start(), m.end(), kind.mask()));
+            return found;
         }
-        classify(m.as_str()).map(|found| (m.start(), m.end(), found.mask()))
+        // The candidate as a whole is not one number, but the regex joins
+        // runs separated by single spaces, so it may hold one next to
+        // another number: "call 415-555-0132 24/7", "card 4111 1111 1111
+        // 1111 12/27", two phones in a list. Look inside it.
+        parts(m.as_str(), glued_before, glued_after, |start, end, kind| {
+            found.push((m.start() + start, m.start() + end, kind.mask()));
+        });
+        found
     })
+}
+
+/// Finds, left to right and longest first, the runs of space-separated
+/// pieces of `candidate` that are a number on their own (by the stricter
+/// rules of [`Span::Part`]). A run touching a glued end of the candidate is
+/// glued too.
+fn parts(
+    candidate: &str,
+    glued_before: bool,
+    glued_after: bool,
+    mut found: impl FnMut(usize, usize, Found),
+) {
+    let bytes = candidate.as_bytes();
+    if !bytes.contains(&b' ') {
+        return;
+    }
+    // (start, end, digits) of each piece between single spaces.
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate().chain([(bytes.len(), &b' ')]) {
+        if b == b' ' {
+            let digits = bytes[start..i]
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .count();
+            pieces.push((start, i, digits));
+            start = i + 1;
+        }
+    }
+    if pieces.len() < 2 {
+        return;
+    }
+    let last = pieces.len() - 1;
+    let mut i = 0;
+    while i <= last {
+        let mut digits = 0;
+        let mut end = i;
+        while end <= last && digits + pieces[end].2 <= *CARD_DIGITS.end() {
+            digits += pieces[end].2;
+            end += 1;
+        }
+        let hit = (i..end).rev().find_map(|j| {
+            let whole = i == 0 && j == last;
+            let glued = (i == 0 && glued_before) || (j == last && glued_after);
+            if whole || glued {
+                return None;
+            }
+            classify(&candidate[pieces[i].0..pieces[j].1], Span::Part).map(|kind| (j, kind))
+        });
+        match hit {
+            Some((j, kind)) => {
+                found(pieces[i].0, pieces[j].1, kind);
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
 }
 
 fn is_word(b: u8) -> bool {
@@ -140,24 +212,39 @@ fn splice(
     Some(buf)
 }
 
+/// Which rules [`classify`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    /// A whole candidate of [`NUMBER`], delimited by the text around it.
+    Whole,
+    /// Some of a candidate's space-separated pieces: only the shapes that
+    /// are unmistakable on their own (cards, international or parenthesised
+    /// phones, North American numbers, 555-0132), not the national trunk
+    /// formats, which a fragment of a longer number (an order number, a
+    /// list of counts) would match too easily.
+    Part,
+}
+
 /// Decides whether a candidate span (as matched by [`NUMBER`]) is a card, a
 /// phone number, or neither. Card wins: a Luhn-valid 16-digit run would
 /// otherwise never be a phone anyway (too long), but a 13–15 digit one could.
-fn classify(span: &str) -> Option<Found> {
+fn classify(span: &str, rules: Span) -> Option<Found> {
     let bytes = span.as_bytes();
     // Group lengths, split at separators and parentheses; at most 19 digits
     // are of interest, so a fixed array avoids allocating.
     let mut groups = [0u8; 20];
     let mut n_groups = 0usize;
     let mut digits = 0usize;
+    let mut digit = [0u8; 19];
     let (mut plus, mut paren, mut dot) = (false, false, false);
     let mut in_group = false;
     for &b in bytes {
         if b.is_ascii_digit() {
-            digits += 1;
-            if digits > *CARD_DIGITS.end() {
+            if digits == *CARD_DIGITS.end() {
                 return None;
             }
+            digit[digits] = b;
+            digits += 1;
             if !in_group {
                 n_groups += 1;
                 in_group = true;
@@ -174,9 +261,16 @@ fn classify(span: &str) -> Option<Found> {
         }
     }
     let groups = &groups[..n_groups];
+    let digit = &digit[..digits];
     // Cards are printed plain or grouped by spaces or dashes, never with a
     // `+`, parentheses or dots.
-    if CARD_DIGITS.contains(&digits) && !plus && !paren && !dot && luhn_valid(bytes) {
+    if CARD_DIGITS.contains(&digits)
+        && !plus
+        && !paren
+        && !dot
+        && card_grouping(groups)
+        && luhn_valid(bytes)
+    {
         return Some(Found::Card);
     }
     if !(MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits) {
@@ -187,29 +281,45 @@ fn classify(span: &str) -> Option<Found> {
     if plus || paren {
         return Some(Found::Phone);
     }
-    let first = bytes[0];
+    let first = digit[0];
     let dashed_or_dotted = bytes.iter().any(|&b| b == b'-' || b == b'.');
     let phone = match groups {
-        // North American: 415-555-0132, 415 555 0132, 415.555.0132.
-        [3, 3, 4] => true,
-        [1, 3, 3, 4] => first == b'1',
+        // North American: 415-555-0132, 415 555 0132, 415.555.0132, with or
+        // without the country code 1. Area code and exchange never start
+        // with 0 or 1, which keeps Unix timestamps, most ids and lists of
+        // counts ("sizes 128 256 1024") out.
+        [3, 3, 4] | [10] => nanp(digit),
+        [1, 3, 3, 4] | [11] => first == b'1' && nanp(&digit[1..]),
         // Local: 555-0132 (a space-separated "555 0132" is too often a count).
         [3, 4] => dashed_or_dotted,
-        // Unseparated North American number: area code and exchange never
-        // start with 0 or 1, which keeps Unix timestamps and most ids out.
-        [10] => nanp(&bytes[..10]),
-        [11] => first == b'1' && nanp(&bytes[1..11]),
         // National formats with a trunk prefix: 020 7946 0958, 06 12 34 56 78,
-        // 0044 20 7946 0958. At least 9 digits keeps dates (05-01-2024) out.
+        // 0044 20 7946 0958. At least 9 digits keeps dates (05-01-2024) out,
+        // and no national format starts like a day-month-year date, which
+        // keeps out a date followed by a time or a count (05-01-2024 10:30,
+        // 05.01.2024 12 items).
         _ => {
-            first == b'0'
+            rules == Span::Whole
+                && first == b'0'
                 && groups.len() >= 2
                 && digits >= 9
+                && !groups.starts_with(&[2, 2, 4])
                 && (2..=5).contains(&groups[0])
                 && groups.iter().all(|g| (2..=8).contains(g))
         }
     };
     phone.then_some(Found::Phone)
+}
+
+/// How card numbers are printed: in one run, in groups of four (the last
+/// one shorter for 13, 15, 17 and 18 digits: 4111 1111 1111 1111, 4222
+/// 2222 2222 2), or 4-6-5 / 4-6-4 (American Express, Diners Club). Keeps a
+/// list of counts that happens to pass Luhn ("15000 3400 18400") out.
+fn card_grouping(groups: &[u8]) -> bool {
+    match groups {
+        [_] | [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => init.iter().all(|&g| g == 4) && (1..=4).contains(last),
+        [] => false,
+    }
 }
 
 /// A 10-digit North American number: NPA and NXX start with 2–9.
@@ -294,6 +404,8 @@ mod tests {
             "4111-1111-1111-1111",
             "5500 0000 0000 0004",
             "3782 822463 10005",
+            "3056 930902 5904",
+            "4222 2222 2222 2",
             // 13 digits: short enough to be a phone, but Luhn-valid.
             "4222222222222",
         ] {
@@ -340,6 +452,48 @@ mod tests {
             redact_pii("from 4155550132@sms.example.com"),
             ("from [email]".to_string(), 1)
         );
+    }
+
+    #[test]
+    fn masks_numbers_written_next_to_other_numbers() {
+        for (text, want, n) in [
+            ("Call 415-555-0132 24/7", "Call [phone] 24/7", 1),
+            ("card 4111 1111 1111 1111 12/27", "card [card] 12/27", 1),
+            ("Room 12 415-555-0132", "Room 12 [phone]", 1),
+            ("Room12 415-555-0132", "Room12 [phone]", 1),
+            (
+                "call 415-555-0132 415-555-0199 or 1 (415) 555-0100 ext 12",
+                "call [phone] [phone] or [phone] ext 12",
+                3,
+            ),
+            (
+                "cards 4111 1111 1111 1111 5500-0000-0000-0004",
+                "cards [card] [card]",
+                2,
+            ),
+        ] {
+            assert!(contains_pii(text), "{text}");
+            assert_eq!(redact_pii(text), (want.to_string(), n), "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_with_times_and_lists_of_counts_are_not_phones() {
+        for text in [
+            "on 05-01-2024 10:30",
+            "on 05.01.2024 12 items",
+            "sizes 128 256 1024",
+            "we have 100 200 3000 items",
+            "budgets 1 000 000 and 2 500 000",
+            // Fragments of a long number are not searched for trunk formats.
+            "order 1234 0567 8901 2345 shipped",
+            "ids 1234 5678 9012 3456 7890",
+            // Luhn-valid, but not grouped like a card.
+            "tokens in, out, total: 15000 3400 18400",
+        ] {
+            assert!(!contains_pii(text), "{text}");
+            assert_eq!(redact_pii(text), (text.to_string(), 0), "{text}");
+        }
     }
 
     #[test]

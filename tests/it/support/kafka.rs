@@ -214,6 +214,30 @@ impl ClusterScenario {
         c
     }
 
+    /// Loads `config/tenants.csv` and `config/capsules.csv` into the
+    /// scenario's Redis (`somaflow tenants import`), for the enrich node.
+    pub fn import_tenants(&self) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = self
+            .command(
+                &[
+                    "tenants",
+                    "import",
+                    &repo.join("config/tenants.csv").display().to_string(),
+                    "--capsules",
+                    &repo.join("config/capsules.csv").display().to_string(),
+                ],
+                &[],
+            )
+            .output()
+            .expect("somaflow tenants import");
+        assert!(
+            out.status.success(),
+            "tenants import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Starts worker `id` (its log folder under the scenario root).
     pub fn worker(&self, id: &str, extra: &[(&str, &str)]) -> Somaflow {
         let dir = self.root.path().join(id);

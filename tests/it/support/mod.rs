@@ -250,6 +250,21 @@ pub fn conversation(id: &str, tenant: &str, input_tokens: i64) -> String {
     )
 }
 
+/// A valid CloudEvent of `type_name` (e.g. `soma.workflow_step.v1`) with
+/// the given id, tenant and `data`, dated now.
+pub fn cloud_event(id: &str, tenant: &str, type_name: &str, data: Value) -> String {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/test",
+        "type": type_name,
+        "time": chrono::Utc::now().to_rfc3339(),
+        "tenantid": tenant,
+        "data": data,
+    })
+    .to_string()
+}
+
 /// Rows of `table` the lake sink has committed, read from `/metrics`.
 pub async fn committed_rows(base: &str, table: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics"))
