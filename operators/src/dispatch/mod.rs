@@ -200,7 +200,9 @@ mod tests {
                 _ if f.is_nullable() => new_null_array(f.data_type(), n),
                 _ if f.data_type() == &DataType::Utf8 => Arc::new(StringArray::from(vec!["t1"; n])),
                 _ if f.data_type() == &DataType::Int64 => Arc::new(Int64Array::from(vec![1; n])),
-                _ => new_null_array(f.data_type(), n),
+                // Other required columns (times, partition): zeros of their type.
+                _ => datafusion::arrow::compute::cast(&Int64Array::from(vec![0; n]), f.data_type())
+                    .unwrap(),
             })
             .collect();
         Batch::new(

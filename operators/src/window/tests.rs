@@ -46,7 +46,10 @@ fn conversations(p: i32, rows: &[(i64, i64)]) -> Batch {
                 _ if f.data_type() == &datafusion::arrow::datatypes::DataType::Int64 => {
                     Arc::new(Int64Array::from(vec![0; n]))
                 }
-                _ => new_null_array(f.data_type(), n),
+                _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                // Other required columns (times, partition): zeros of their type.
+                _ => datafusion::arrow::compute::cast(&Int64Array::from(vec![0; n]), f.data_type())
+                    .unwrap(),
             }
         })
         .collect();
