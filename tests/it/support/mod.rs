@@ -119,7 +119,7 @@ impl Somaflow {
     pub async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         let url = format!("{}/ready", self.url());
-        wait_for("somaflow to answer /ready", Duration::from_secs(30), || {
+        self.wait_until("somaflow to answer /ready", Duration::from_secs(30), || {
             let client = client.clone();
             let url = url.clone();
             async move { matches!(client.get(&url).send().await, Ok(r) if r.status().is_success()) }
