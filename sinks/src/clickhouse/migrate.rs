@@ -116,9 +116,7 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Click
             source: Box::new(source),
         };
         for statement in migration.statements(server) {
-            apply(&client, config, &statement)
-                .await
-                .map_err(failed)?;
+            apply(&client, config, &statement).await.map_err(failed)?;
         }
         client
             .query(&format!(
@@ -222,8 +220,7 @@ impl ColumnAddition {
             .filter(|(name, _)| !existing.contains(name))
             .map(|(_, clause)| format!("ADD COLUMN {clause}"))
             .collect();
-        (!missing.is_empty())
-            .then(|| format!("ALTER TABLE {} {}", self.table, missing.join(", ")))
+        (!missing.is_empty()).then(|| format!("ALTER TABLE {} {}", self.table, missing.join(", ")))
     }
 }
 
@@ -289,7 +286,10 @@ mod tests {
                     "cost_usd".to_string(),
                     "cost_usd Nullable(Decimal(38, 9))".to_string()
                 ),
-                ("price_id".to_string(), "price_id Nullable(String)".to_string()),
+                (
+                    "price_id".to_string(),
+                    "price_id Nullable(String)".to_string()
+                ),
             ]
         );
         assert_eq!(
@@ -307,8 +307,14 @@ mod tests {
     fn every_column_addition_in_the_migrations_parses() {
         for m in MIGRATIONS {
             for server in [
-                ServerVersion { major: 18, minor: 16 },
-                ServerVersion { major: 24, minor: 8 },
+                ServerVersion {
+                    major: 18,
+                    minor: 16,
+                },
+                ServerVersion {
+                    major: 24,
+                    minor: 8,
+                },
             ] {
                 for statement in m.statements(server) {
                     if statement.starts_with("ALTER TABLE") {
