@@ -14,7 +14,8 @@ use datafusion::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
-use xxhash_rust::xxh3::Xxh3;
+
+use crate::key_digest::key_digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {
@@ -46,13 +47,7 @@ struct ShardState {
 }
 
 fn key(tenant: &str, source: &str, id: &str) -> u128 {
-    let mut h = Xxh3::new();
-    // Length prefixes keep ("ab","c") and ("a","bc") apart.
-    for part in [tenant, source, id] {
-        h.update(&(part.len() as u32).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.digest128()
+    key_digest(&[tenant, source, id])
 }
 
 impl ShardState {

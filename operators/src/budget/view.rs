@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 
 use super::ledger::{LedgerError, LedgerState, SpendLedger, SpendUpdate};
 
+/// The last answer per (tenant, month), and when it came.
+type StateCache = HashMap<(String, String), (LedgerState, Instant)>;
+
 /// Cheap to clone; clones share the cache.
 #[derive(Clone)]
 pub struct BudgetView {
     ledger: Arc<dyn SpendLedger>,
     soft_percent: u32,
     refresh: Duration,
-    cache: Arc<Mutex<HashMap<(String, String), (LedgerState, Instant)>>>,
+    cache: Arc<Mutex<StateCache>>,
 }
 
 impl BudgetView {

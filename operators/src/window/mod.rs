@@ -66,10 +66,7 @@ impl UsageWindow {
         // Source batches hold runs of one shard.
         while i < n {
             let (t, p) = (topic.value(i), partition.value(i));
-            let windows = self
-                .shards
-                .entry(shard(t, p))
-                .or_insert_with(ShardWindows::default);
+            let windows = self.shards.entry(shard(t, p)).or_default();
             while i < n && partition.value(i) == p && topic.value(i) == t {
                 let start = window_start(time.value(i), size_us);
                 if watermark.is_some_and(|w| start.saturating_add(size_us) <= w) {
