@@ -6,6 +6,7 @@
 //! occurrence. Only shards that changed are written at a checkpoint.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, BooleanArray};
@@ -66,10 +67,16 @@ impl ShardState {
         self.dirty = true;
         // Expiry is judged by the newest ingest time seen, as the sweep
         // is, so whether a key is remembered never depends on sweep timing.
-        match self.seen.get(&k) {
-            Some(expires) if *expires > self.clock_us => false,
-            _ => {
-                self.seen.insert(k, ingest_us.saturating_add(ttl_us));
+        // One lookup, not a lookup and then an insert: most keys are new.
+        let expires = ingest_us.saturating_add(ttl_us);
+        match self.seen.entry(k) {
+            Entry::Occupied(e) if *e.get() > self.clock_us => false,
+            Entry::Occupied(mut e) => {
+                e.insert(expires);
+                true
+            }
+            Entry::Vacant(e) => {
+                e.insert(expires);
                 true
             }
         }
