@@ -6,6 +6,7 @@
 //! occurrence. Only shards that changed are written at a checkpoint.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, BooleanArray};
@@ -14,7 +15,8 @@ use datafusion::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
-use xxhash_rust::xxh3::Xxh3;
+
+use crate::key_digest::key_digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {
@@ -46,13 +48,7 @@ struct ShardState {
 }
 
 fn key(tenant: &str, source: &str, id: &str) -> u128 {
-    let mut h = Xxh3::new();
-    // Length prefixes keep ("ab","c") and ("a","bc") apart.
-    for part in [tenant, source, id] {
-        h.update(&(part.len() as u32).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.digest128()
+    key_digest(&[tenant, source, id])
 }
 
 impl ShardState {
@@ -71,10 +67,16 @@ impl ShardState {
         self.dirty = true;
         // Expiry is judged by the newest ingest time seen, as the sweep
         // is, so whether a key is remembered never depends on sweep timing.
-        match self.seen.get(&k) {
-            Some(expires) if *expires > self.clock_us => false,
-            _ => {
-                self.seen.insert(k, ingest_us.saturating_add(ttl_us));
+        // One lookup, not a lookup and then an insert: most keys are new.
+        let expires = ingest_us.saturating_add(ttl_us);
+        match self.seen.entry(k) {
+            Entry::Occupied(e) if *e.get() > self.clock_us => false,
+            Entry::Occupied(mut e) => {
+                e.insert(expires);
+                true
+            }
+            Entry::Vacant(e) => {
+                e.insert(expires);
                 true
             }
         }

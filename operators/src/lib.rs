@@ -12,5 +12,7 @@ pub mod policy;
 pub mod redis_link;
 pub mod window;
 
+mod key_digest;
+
 pub use decode::Decode;
 pub use dedup::Dedup;

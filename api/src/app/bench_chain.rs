@@ -40,7 +40,7 @@ use somaflow_operators::budget::{Budget, BudgetView, LocalLedger};
 use somaflow_operators::dispatch::{AgentQueue, Dispatch, DispatchError, StepMessage};
 use somaflow_operators::enrich::Enrich;
 use somaflow_operators::policy::{Policy, PolicyRules};
-use somaflow_operators::window::UsageWindow;
+use somaflow_operators::window::{UsageWindow, window_start};
 use somaflow_operators::{Decode, Dedup};
 use somaflow_pipeline::Config;
 use somaflow_pipeline::runtime::{Batch, Emitter, OUT, Operator, Watermark};
@@ -349,16 +349,23 @@ fn event_time(start: DateTime<Utc>, i: usize, rate: f64) -> DateTime<Utc> {
     }
 }
 
-/// The stream as raw batches of the configured size, its last event about
-/// now (decode checks event time against ingest time).
-fn raw_stream(args: &BenchChainArgs, batch_rows: usize) -> anyhow::Result<Vec<Batch>> {
+/// The stream as raw batches of the configured size, its last event a
+/// little before now (decode checks event time against ingest time). It
+/// starts on a window boundary so every run closes the same windows.
+fn raw_stream(
+    args: &BenchChainArgs,
+    batch_rows: usize,
+    window_us: i64,
+) -> anyhow::Result<Vec<Batch>> {
     let n = args.warmup + args.events;
     let mut generator = Generator::new(GeneratorConfig {
         seed: args.seed,
         ..GeneratorConfig::default()
     });
     let now = Utc::now();
-    let start = now - chrono::Duration::microseconds((n as f64 * 1e6 / args.event_rate) as i64);
+    let span_us = (n as f64 * 1e6 / args.event_rate) as i64;
+    let start_us = window_start(now.timestamp_micros() - span_us, window_us.max(1));
+    let start = DateTime::from_timestamp_micros(start_us).unwrap_or(now);
     let ingest_us = now.timestamp_micros();
     let mut batches = Vec::with_capacity(n.div_ceil(batch_rows));
     let mut chunk: Vec<Bytes> = Vec::with_capacity(batch_rows);
@@ -428,7 +435,8 @@ async fn measure(config: Config, args: BenchChainArgs) -> anyhow::Result<Measure
         "generating {} + {} warm-up events…",
         args.events, args.warmup
     );
-    let mut batches = raw_stream(&args, config.pipeline.batch_rows.max(1))?.into_iter();
+    let window_us = (config.window.size_secs as i64).saturating_mul(1_000_000);
+    let mut batches = raw_stream(&args, config.pipeline.batch_rows.max(1), window_us)?.into_iter();
     let mut warmed = 0;
     while warmed < args.warmup {
         let Some(batch) = batches.next() else { break };

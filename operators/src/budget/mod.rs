@@ -19,7 +19,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::events::EventKind;
@@ -76,7 +78,17 @@ pub struct Budget {
 }
 
 fn spend_key(tenant: &str, month: &str) -> String {
-    format!("{tenant}\u{1f}{month}")
+    let mut key = String::new();
+    spend_key_into(&mut key, tenant, month);
+    key
+}
+
+/// [`spend_key`] written into a reused buffer.
+fn spend_key_into(key: &mut String, tenant: &str, month: &str) {
+    key.clear();
+    key.push_str(tenant);
+    key.push('\u{1f}');
+    key.push_str(month);
 }
 
 fn crossing_id(tenant: &str, month: &str, level: &str) -> String {
@@ -101,35 +113,57 @@ impl Budget {
         let time = c.micros("event_time")?;
         let (producer, rated) = (c.decimal("cost_usd")?, c.decimal("rated_cost_usd")?);
         let budget = c.decimal("tenant_monthly_budget_usd")?;
+        let n = rows.num_rows();
         let mut months = MonthOf::default();
-        for i in 0..rows.num_rows() {
-            let t = tenant.value(i);
-            if datafusion::arrow::array::Array::is_valid(budget, i)
-                && self.budgets.get(t) != Some(&budget.value(i))
-            {
-                self.budgets.insert(t.to_string(), budget.value(i));
+        let mut key = String::new();
+        let mut start = 0;
+        // Rows come in runs of one shard (a source batch is one partition):
+        // its state is looked up once per run, and a row's tenant-month key
+        // is built in a reused buffer, so a row whose entry exists allocates
+        // nothing.
+        while start < n {
+            let (tp, pp) = (topic.value(start), partition.value(start));
+            let mut end = start + 1;
+            while end < n && partition.value(end) == pp && topic.value(end) == tp {
+                end += 1;
             }
-            let Some(cost) = billed_cost(producer, rated, i) else {
-                continue;
-            };
-            let at = time.value(i);
-            let month = months.month(at);
-            let state = self
-                .shards
-                .entry(shard(topic.value(i), partition.value(i)))
-                .or_default();
-            state.dirty = true;
-            let entry = state
-                .spend
-                .entry(spend_key(t, month))
-                .or_insert_with(|| MonthSpend {
-                    tenant: t.to_string(),
-                    month: month.to_string(),
-                    ..MonthSpend::default()
-                });
-            entry.cumulative_nanos += cost;
-            entry.last_event_us = entry.last_event_us.max(at);
-            entry.unsynced = true;
+            // Made on the run's first row with a cost, as before per row.
+            let mut state: Option<&mut ShardSpend> = None;
+            for i in start..end {
+                let t = tenant.value(i);
+                if budget.is_valid(i) && self.budgets.get(t) != Some(&budget.value(i)) {
+                    self.budgets.insert(t.to_string(), budget.value(i));
+                }
+                let Some(cost) = billed_cost(producer, rated, i) else {
+                    continue;
+                };
+                let at = time.value(i);
+                let month = months.month(at);
+                if state.is_none() {
+                    state = Some(self.shards.entry(shard(tp, pp)).or_default());
+                }
+                let Some(state) = state.as_deref_mut() else {
+                    continue;
+                };
+                state.dirty = true;
+                spend_key_into(&mut key, t, month);
+                if !state.spend.contains_key(&key) {
+                    state.spend.insert(
+                        key.clone(),
+                        MonthSpend {
+                            tenant: t.to_string(),
+                            month: month.to_string(),
+                            ..MonthSpend::default()
+                        },
+                    );
+                }
+                if let Some(entry) = state.spend.get_mut(&key) {
+                    entry.cumulative_nanos += cost;
+                    entry.last_event_us = entry.last_event_us.max(at);
+                    entry.unsynced = true;
+                }
+            }
+            start = end;
         }
         Ok(())
     }

@@ -9,9 +9,9 @@ use datafusion::arrow::array::{
 };
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::events::schema::usage_schema;
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::columns::decimal_array;
+use crate::key_digest::key_digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {
@@ -58,13 +58,7 @@ pub struct GroupKey {
 }
 
 fn key_hash(parts: [&str; 4]) -> u128 {
-    let mut h = Xxh3::new();
-    // Length prefixes keep ("ab","c") and ("a","bc") apart.
-    for part in parts {
-        h.update(&(part.len() as u32).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.digest128()
+    key_digest(&parts)
 }
 
 /// Windows of one shard by start time; groups by a 128-bit key hash so a
@@ -125,10 +119,12 @@ impl ShardWindows {
             }
             let correction = end <= self.closed_through;
             let mut groups: Vec<(GroupKey, Usage)> = entry.remove().into_values().collect();
-            // Deterministic row order and numbering for a given state.
-            groups.sort_by(|a, b| a.0.cmp_key(&b.0));
+            // Deterministic row order and numbering for a given state. The
+            // keys of a window are distinct, so an unstable sort (no buffer)
+            // gives the same order as a stable one.
+            groups.sort_unstable_by(|a, b| a.0.cmp_key(&b.0));
             for (key, usage) in groups {
-                rows.push(start, &key, &usage, format!("{shard}#{}", self.emitted));
+                rows.push(start, key, &usage, format!("{shard}#{}", self.emitted));
                 self.emitted += 1;
                 if correction {
                     rows.corrections += 1;
@@ -208,12 +204,12 @@ pub struct UsageRows {
 }
 
 impl UsageRows {
-    fn push(&mut self, start: i64, key: &GroupKey, usage: &Usage, row_id: String) {
-        self.tenant.push(key.tenant.clone());
+    fn push(&mut self, start: i64, key: GroupKey, usage: &Usage, row_id: String) {
+        self.tenant.push(key.tenant);
         self.window_start.push(start);
-        self.model.push(key.model.clone());
-        self.provider.push(key.provider.clone());
-        self.capsule.push(key.capsule.clone());
+        self.model.push(key.model);
+        self.provider.push(key.provider);
+        self.capsule.push(key.capsule);
         self.usage.push(*usage);
         self.row_id.push(row_id);
     }
@@ -231,13 +227,11 @@ impl UsageRows {
             Arc::new(Int64Array::from_iter_values(self.usage.iter().map(f)))
         };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(self.tenant.clone())),
-            Arc::new(
-                TimestampMicrosecondArray::from(self.window_start.clone()).with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from(self.model.clone())),
-            Arc::new(StringArray::from(self.provider.clone())),
-            Arc::new(StringArray::from(self.capsule.clone())),
+            Arc::new(StringArray::from(self.tenant)),
+            Arc::new(TimestampMicrosecondArray::from(self.window_start).with_timezone("UTC")),
+            Arc::new(StringArray::from(self.model)),
+            Arc::new(StringArray::from(self.provider)),
+            Arc::new(StringArray::from(self.capsule)),
             ints(|u| u.input_tokens),
             ints(|u| u.output_tokens),
             ints(|u| u.cached_input_tokens),
@@ -246,7 +240,7 @@ impl UsageRows {
             ints(|u| u.requests),
             ints(|u| u.capsule_runs),
             ints(|u| u.workflow_steps),
-            Arc::new(StringArray::from(self.row_id.clone())),
+            Arc::new(StringArray::from(self.row_id)),
         ];
         Ok(RecordBatch::try_new(usage_schema(), columns)?)
     }

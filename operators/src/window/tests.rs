@@ -24,6 +24,10 @@ fn conversations(p: i32, rows: &[(i64, i64)]) -> Batch {
                     TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
                         .with_timezone("UTC"),
                 ),
+                // Not nullable in the schema; its value does not matter here.
+                "ingest_time" => {
+                    Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"))
+                }
                 "input_tokens" => Arc::new(Int64Array::from(
                     rows.iter().map(|r| r.1).collect::<Vec<_>>(),
                 )),

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use super::error::EventError;
 use super::fields::{
     FieldSpec, FieldType::*, FieldValue, ObjectError, check_required, field, read_object,
+    read_object_str,
 };
 use super::kinds::EventKind;
 
@@ -75,13 +76,16 @@ pub fn parse_event<'a>(
     ingest_time_us: i64,
     bounds: &TimeBounds,
 ) -> Result<ParsedEvent<'a>, EventError> {
-    if let Err(e) = std::str::from_utf8(raw) {
-        return Err(EventError::body(format!(
-            "invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        )));
-    }
-    let mut env = read_object(raw, ENVELOPE).map_err(|e| object_error(e, ""))?;
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(EventError::body(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )));
+        }
+    };
+    let mut env = read_object_str(text, ENVELOPE).map_err(|e| object_error(e, ""))?;
     check_required(ENVELOPE, &env).map_err(|f| EventError::new(f.field, f.reason))?;
 
     let spec = take(&mut env, 0);
@@ -133,8 +137,7 @@ pub fn parse_event<'a>(
         _ => return Err(EventError::new("data", "is required")),
     };
     let specs = kind.fields();
-    let data =
-        read_object(data_raw.get().as_bytes(), specs).map_err(|e| object_error(e, "data."))?;
+    let data = read_object_str(data_raw.get(), specs).map_err(|e| object_error(e, "data."))?;
     check_required(specs, &data)
         .map_err(|f| EventError::new(format!("data.{}", f.field), f.reason))?;
     kind.check(&data)
