@@ -147,16 +147,15 @@ impl RedisLedger {
     }
 }
 
-#[async_trait]
-impl SpendLedger for RedisLedger {
-    async fn push(
+/// Script calls per pipelined round trip.
+const PUSH_CHUNK: usize = 500;
+
+impl RedisLedger {
+    async fn push_chunk(
         &self,
         updates: &[SpendUpdate],
         soft_percent: u32,
     ) -> Result<Vec<LedgerState>, LedgerError> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
-        }
         // A pipeline invokes scripts by EVALSHA only: load the script in
         // the same round trip until Redis is known to have it.
         let script = &self.script;
@@ -183,6 +182,24 @@ impl SpendLedger for RedisLedger {
             .await;
         self.script_loaded.store(answers.is_ok(), Ordering::Release);
         answers?.into_iter().map(parse_state).collect()
+    }
+}
+
+#[async_trait]
+impl SpendLedger for RedisLedger {
+    async fn push(
+        &self,
+        updates: &[SpendUpdate],
+        soft_percent: u32,
+    ) -> Result<Vec<LedgerState>, LedgerError> {
+        let mut states = Vec::with_capacity(updates.len());
+        // Each round trip runs under the link's command timeout: a backlog
+        // after an outage (one update per tenant × month × shard) goes in
+        // chunks small enough to answer within it.
+        for chunk in updates.chunks(PUSH_CHUNK) {
+            states.extend(self.push_chunk(chunk, soft_percent).await?);
+        }
+        Ok(states)
     }
 
     async fn read(&self, keys: &[(String, String)]) -> Result<Vec<LedgerState>, LedgerError> {
