@@ -16,7 +16,7 @@ use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
-use crate::key_digest::key_digest;
+use crate::key_digest::{DigestMap, key_digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {
@@ -39,7 +39,7 @@ pub struct Dedup {
 /// The keys seen in one source shard.
 struct ShardState {
     /// Key hash → ingest time after which the key is forgotten.
-    seen: HashMap<u128, i64>,
+    seen: DigestMap<i64>,
     /// Newest ingest time seen in the shard; expiry is relative to it.
     clock_us: i64,
     last_sweep_us: i64,
@@ -54,7 +54,7 @@ fn key(tenant: &str, source: &str, id: &str) -> u128 {
 impl ShardState {
     fn empty() -> Self {
         Self {
-            seen: HashMap::new(),
+            seen: DigestMap::default(),
             clock_us: i64::MIN,
             last_sweep_us: i64::MIN,
             dirty: false,
@@ -114,7 +114,7 @@ impl ShardState {
         if body.len() != n.saturating_mul(24) {
             return Err(corrupt(&format!("{} bytes for {n} keys", body.len())));
         }
-        let mut seen = HashMap::with_capacity(n);
+        let mut seen = DigestMap::with_capacity_and_hasher(n, Default::default());
         for entry in body.chunks_exact(24) {
             let k = u128::from_le_bytes(entry[..16].try_into().map_err(|_| corrupt("key"))?);
             let e = i64::from_le_bytes(entry[16..].try_into().map_err(|_| corrupt("expiry"))?);

@@ -8,7 +8,15 @@
 //! defines the streaming form as equal to the one-shot one, which the tests
 //! check, so existing checkpoints stay valid.
 
+use std::collections::HashMap;
+
 use xxhash_rust::xxh3::xxh3_128;
+
+/// A map keyed by digests. Hashing a digest with the standard SipHash cost
+/// dedup more than making the digest; foldhash is a few multiplies and
+/// still seeded per process, so crafted event ids cannot pile into one
+/// bucket.
+pub(crate) type DigestMap<V> = HashMap<u128, V, foldhash::fast::RandomState>;
 
 /// Keys up to this many bytes (prefixes included) are laid out on the stack.
 const INLINE: usize = 256;

@@ -1,7 +1,7 @@
 //! The open windows of one source shard, their checkpoint encoding, and the
 //! builder of the `usage_1m` rows they turn into when closed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use somaflow_pipeline::events::schema::usage_schema;
 
 use crate::columns::decimal_array;
-use crate::key_digest::key_digest;
+use crate::key_digest::{DigestMap, key_digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {
@@ -65,7 +65,7 @@ fn key_hash(parts: [&str; 4]) -> u128 {
 /// row adds to its group without allocating its key.
 #[derive(Debug, Default)]
 pub struct ShardWindows {
-    windows: BTreeMap<i64, HashMap<u128, (GroupKey, Usage)>>,
+    windows: BTreeMap<i64, DigestMap<(GroupKey, Usage)>>,
     /// End of the newest window emitted: a row for an earlier window is late
     /// and its row a correction.
     closed_through: i64,
@@ -163,7 +163,7 @@ impl ShardWindows {
             serde_json::from_slice(state).map_err(|e| WindowError::CorruptState(e.to_string()))?;
         let mut windows = BTreeMap::new();
         for (start, groups) in encoded.windows {
-            let map: &mut HashMap<u128, (GroupKey, Usage)> = windows.entry(start).or_default();
+            let map: &mut DigestMap<(GroupKey, Usage)> = windows.entry(start).or_default();
             for (key, usage) in groups {
                 let hash = key_hash([&key.tenant, &key.model, &key.provider, &key.capsule]);
                 map.insert(hash, (key, usage));

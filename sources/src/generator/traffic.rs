@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{AGENT_POOLS, BILLING_METERS, MESSAGES, MODELS, Model, POLICIES, STEP_TYPES};
 use super::stats::{GeneratorStats, KindStats};
+use super::wire::to_wire;
 
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -176,7 +177,7 @@ impl Generator {
             };
         }
         let (table, event) = self.valid_event(at);
-        let bytes = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+        let bytes = Bytes::from(to_wire(&event));
         let tenant = event["tenantid"].as_str().unwrap_or_default().to_string();
         self.record_stats(table, &event["data"]);
         if self.recent.len() == 1024 {
@@ -459,7 +460,7 @@ impl Generator {
         let mut event = self.envelope("soma.conversation.v1", &tenant, at, good);
         match self.rng.random_range(0..5) {
             0 => {
-                let text = serde_json::to_vec(&event).unwrap_or_default();
+                let text = to_wire(&event);
                 return (text[..text.len() / 2].to_vec(), tenant);
             }
             1 => {
@@ -472,7 +473,7 @@ impl Generator {
                 event["data"]["cached_input_tokens"] = json!(input + 1);
             }
         }
-        (serde_json::to_vec(&event).unwrap_or_default(), tenant)
+        (to_wire(&event), tenant)
     }
 }
 
