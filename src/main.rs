@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// Tenant and capsule metadata in Redis (what `enrich` adds to rows).
+    Tenants {
+        #[command(subcommand)]
+        action: TenantsAction,
+    },
     /// Apply the ClickHouse migrations of sql/clickhouse/ to `[clickhouse]`
     /// (also done at startup when `clickhouse.migrate = true`).
     Migrate,
@@ -84,6 +89,28 @@ enum Command {
         /// Scratch folder (removed afterwards).
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
+    },
+    /// Measure the platform operator chain (decode → dedup → enrich → policy →
+    /// accounting → window → budget → dispatch) in one thread without I/O:
+    /// events/s and each operator's cost, on generated data.
+    BenchChain {
+        /// Events measured.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Events run through the chain first, not measured.
+        #[arg(long, default_value_t = 100_000)]
+        warmup: usize,
+        /// Events per second of event time (how densely windows fill).
+        #[arg(long, default_value_t = 5_000.0)]
+        event_rate: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Tenant metadata enrich answers from (no Redis).
+        #[arg(long, default_value = "config/tenants.csv")]
+        tenants: PathBuf,
+        /// Capsule metadata enrich answers from.
+        #[arg(long, default_value = "config/capsules.csv")]
+        capsules: PathBuf,
     },
     /// Measure the ClickHouse sink against the configured server: rows/s per
     /// table and overall at several insert batch sizes, with CPU shares.
@@ -118,6 +145,19 @@ enum Command {
 enum TopicsAction {
     /// Create every configured topic (one per event kind, plus dead letters).
     Create,
+}
+
+#[derive(Subcommand)]
+enum TenantsAction {
+    /// Load tenants (and capsules) from CSV into `[redis]` as `tenant:{id}` /
+    /// `capsule:{id}` hashes; nothing is written if any line is invalid.
+    Import {
+        /// CSV with the header `tenant_id,plan,region,monthly_budget_usd`.
+        file: PathBuf,
+        /// CSV with the header `capsule_id,author_id,price_usd`.
+        #[arg(long)]
+        capsules: Option<PathBuf>,
+    },
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -212,7 +252,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             app::telemetry::init("warn");
             let config = load_config(cli.config)?;
-            app::topics::create(&config.kafka).await
+            app::topics::create(&config.kafka, &config.dispatch_topics()).await
+        }
+        Command::Tenants {
+            action: TenantsAction::Import { file, capsules },
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            let report = app::tenants::import(&config, &file, capsules.as_deref()).await?;
+            println!("{report}");
+            Ok(())
         }
         Command::Migrate => {
             app::telemetry::init("warn");
@@ -234,6 +283,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 http_concurrency,
                 dir,
             })
+            .await
+        }
+        Command::BenchChain {
+            events,
+            warmup,
+            event_rate,
+            seed,
+            tenants,
+            capsules,
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::bench_chain::run(
+                &config,
+                app::bench_chain::BenchChainArgs {
+                    events,
+                    warmup,
+                    event_rate,
+                    seed,
+                    tenants,
+                    capsules,
+                },
+            )
             .await
         }
         Command::BenchClickhouse { events, batch_rows } => {

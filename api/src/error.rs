@@ -16,6 +16,11 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// The route exists but this node is not configured to serve it.
+    #[error("{message}")]
+    NotConfigured { code: &'static str, message: String },
+    #[error("{message}")]
     Unavailable {
         message: String,
         retry_after_secs: u32,
@@ -39,6 +44,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::NotConfigured { code, .. } => (StatusCode::NOT_IMPLEMENTED, code),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -8,6 +8,7 @@ use somaflow_sinks::clickhouse::ClickHouseHealth;
 use somaflow_sql::LakeSql;
 
 use crate::ingest::Ingest;
+use crate::routes::budgets::Budgets;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,4 +19,6 @@ pub struct AppState {
     pub body_limit: usize,
     /// Probed when a `clickhouse` sink is configured.
     pub clickhouse: Option<ClickHouseHealth>,
+    /// Budget reads (`GET /v1/budgets/{tenant}`) when `[redis]` has a url.
+    pub budgets: Option<Budgets>,
 }

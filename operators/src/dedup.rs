@@ -6,6 +6,7 @@
 //! occurrence. Only shards that changed are written at a checkpoint.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, BooleanArray};
@@ -14,7 +15,8 @@ use datafusion::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
-use xxhash_rust::xxh3::Xxh3;
+
+use crate::key_digest::{DigestMap, key_digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {
@@ -37,7 +39,7 @@ pub struct Dedup {
 /// The keys seen in one source shard.
 struct ShardState {
     /// Key hash → ingest time after which the key is forgotten.
-    seen: HashMap<u128, i64>,
+    seen: DigestMap<i64>,
     /// Newest ingest time seen in the shard; expiry is relative to it.
     clock_us: i64,
     last_sweep_us: i64,
@@ -46,19 +48,13 @@ struct ShardState {
 }
 
 fn key(tenant: &str, source: &str, id: &str) -> u128 {
-    let mut h = Xxh3::new();
-    // Length prefixes keep ("ab","c") and ("a","bc") apart.
-    for part in [tenant, source, id] {
-        h.update(&(part.len() as u32).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.digest128()
+    key_digest(&[tenant, source, id])
 }
 
 impl ShardState {
     fn empty() -> Self {
         Self {
-            seen: HashMap::new(),
+            seen: DigestMap::default(),
             clock_us: i64::MIN,
             last_sweep_us: i64::MIN,
             dirty: false,
@@ -71,10 +67,16 @@ impl ShardState {
         self.dirty = true;
         // Expiry is judged by the newest ingest time seen, as the sweep
         // is, so whether a key is remembered never depends on sweep timing.
-        match self.seen.get(&k) {
-            Some(expires) if *expires > self.clock_us => false,
-            _ => {
-                self.seen.insert(k, ingest_us.saturating_add(ttl_us));
+        // One lookup, not a lookup and then an insert: most keys are new.
+        let expires = ingest_us.saturating_add(ttl_us);
+        match self.seen.entry(k) {
+            Entry::Occupied(e) if *e.get() > self.clock_us => false,
+            Entry::Occupied(mut e) => {
+                e.insert(expires);
+                true
+            }
+            Entry::Vacant(e) => {
+                e.insert(expires);
                 true
             }
         }
@@ -112,7 +114,7 @@ impl ShardState {
         if body.len() != n.saturating_mul(24) {
             return Err(corrupt(&format!("{} bytes for {n} keys", body.len())));
         }
-        let mut seen = HashMap::with_capacity(n);
+        let mut seen = DigestMap::with_capacity_and_hasher(n, Default::default());
         for entry in body.chunks_exact(24) {
             let k = u128::from_le_bytes(entry[..16].try_into().map_err(|_| corrupt("key"))?);
             let e = i64::from_le_bytes(entry[16..].try_into().map_err(|_| corrupt("expiry"))?);

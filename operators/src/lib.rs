@@ -1,9 +1,18 @@
-//! Operators of the dataflow (DESIGN §5). This crate has `decode`, `dedup`
-//! and the price table of accounting; the other platform operators come next.
+//! Operators of the dataflow (DESIGN §5): decode, dedup, and the platform
+//! operators enrich, policy, accounting, window, budget and dispatch.
 
 pub mod accounting;
+pub mod budget;
+pub mod columns;
 pub mod decode;
 pub mod dedup;
+pub mod dispatch;
+pub mod enrich;
+pub mod policy;
+pub mod redis_link;
+pub mod window;
+
+mod key_digest;
 
 pub use decode::Decode;
 pub use dedup::Dedup;

@@ -30,6 +30,20 @@ pub struct DeadLetterLabels {
     pub stage: String,
 }
 
+/// What became of a row (or lookup) at a platform operator.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub node: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub node: String,
+    pub rule: String,
+    pub decision: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: String,
@@ -85,6 +99,17 @@ pub struct Metrics {
     pub clickhouse_insert_retries: Family<NodeTableLabels, Counter>,
     pub clickhouse_rows_rejected: Family<NodeTableLabels, Counter>,
     pub clickhouse_up: Gauge,
+    pub enrich_lookups: Family<OutcomeLabels, Counter>,
+    pub redis_up: Gauge,
+    pub redis_errors: Family<NodeLabels, Counter>,
+    pub policy_decisions: Family<PolicyLabels, Counter>,
+    pub pii_redacted: Family<NodeLabels, Counter>,
+    pub rows_rated: Family<OutcomeLabels, Counter>,
+    pub usage_rows: Family<OutcomeLabels, Counter>,
+    pub late_rows: Family<NodeLabels, Counter>,
+    pub budget_events: Family<OutcomeLabels, Counter>,
+    pub budget_unsynced_tenants: Family<NodeLabels, Gauge>,
+    pub dispatch: Family<OutcomeLabels, Counter>,
     registry: Mutex<Registry>,
 }
 
@@ -119,6 +144,17 @@ impl Metrics {
             clickhouse_insert_retries: Family::default(),
             clickhouse_rows_rejected: Family::default(),
             clickhouse_up: Gauge::default(),
+            enrich_lookups: Family::default(),
+            redis_up: Gauge::default(),
+            redis_errors: Family::default(),
+            policy_decisions: Family::default(),
+            pii_redacted: Family::default(),
+            rows_rated: Family::default(),
+            usage_rows: Family::default(),
+            late_rows: Family::default(),
+            budget_events: Family::default(),
+            budget_unsynced_tenants: Family::default(),
+            dispatch: Family::default(),
             registry: Mutex::new(Registry::with_prefix("somaflow")),
         };
         {
@@ -259,6 +295,57 @@ impl Metrics {
                 "1 while the ClickHouse server answers",
                 m.clickhouse_up.clone(),
             );
+            r.register(
+                "enrich_lookups",
+                "Metadata lookups of enrich by outcome (hit, fetched, absent, stale, unavailable)",
+                m.enrich_lookups.clone(),
+            );
+            r.register("redis_up", "1 while Redis answers", m.redis_up.clone());
+            r.register(
+                "redis_errors",
+                "Redis commands that failed or timed out, per node",
+                m.redis_errors.clone(),
+            );
+            r.register(
+                "policy_decisions",
+                "Rules that fired, per rule and decision",
+                m.policy_decisions.clone(),
+            );
+            r.register(
+                "pii_redacted",
+                "Personal data found and masked in message text",
+                m.pii_redacted.clone(),
+            );
+            r.register(
+                "rows_rated",
+                "Conversation rows by rating outcome (rated, producer_cost, unpriced)",
+                m.rows_rated.clone(),
+            );
+            r.register(
+                "usage_rows",
+                "usage_1m rows emitted (window, correction)",
+                m.usage_rows.clone(),
+            );
+            r.register(
+                "late_rows",
+                "Rows that arrived after their window closed (counted as corrections)",
+                m.late_rows.clone(),
+            );
+            r.register(
+                "budget_events",
+                "Budget threshold crossings emitted (soft, hard)",
+                m.budget_events.clone(),
+            );
+            r.register(
+                "budget_unsynced_tenants",
+                "Tenants whose spend is not yet in Redis (it is pushed when Redis answers)",
+                m.budget_unsynced_tenants.clone(),
+            );
+            r.register(
+                "dispatch",
+                "Queued workflow steps by outcome (dispatched, budget_exceeded, rate_limited)",
+                m.dispatch.clone(),
+            );
         }
         m
     }
@@ -283,6 +370,13 @@ pub fn node_table(node: &str, table: &str) -> NodeTableLabels {
     NodeTableLabels {
         node: node.to_string(),
         table: table.to_string(),
+    }
+}
+
+pub fn outcome(node: &str, outcome: &str) -> OutcomeLabels {
+    OutcomeLabels {
+        node: node.to_string(),
+        outcome: outcome.to_string(),
     }
 }
 

@@ -12,14 +12,16 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::events::schema::{DEAD_LETTERS_TABLE, table_schema};
+use somaflow_pipeline::events::schema::{
+    BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE, table_schema,
+};
 use somaflow_pipeline::storage::StorageLocation;
 use tracing::{Instrument, info_span};
 
 use super::{QueryResult, SqlError};
 
 /// SQL name → lake folder of every table a query can read.
-pub const SQL_TABLES: [(&str, &str); 7] = [
+pub const SQL_TABLES: [(&str, &str); 9] = [
     ("conversations", "conversations"),
     ("policy_decisions", "policy_decisions"),
     ("capsule_executions", "capsule_executions"),
@@ -27,6 +29,8 @@ pub const SQL_TABLES: [(&str, &str); 7] = [
     ("marketplace_transactions", "marketplace_transactions"),
     ("billing_events", "billing_events"),
     ("dead_letters", DEAD_LETTERS_TABLE),
+    (USAGE_TABLE, USAGE_TABLE),
+    (BUDGET_EVENTS_TABLE, BUDGET_EVENTS_TABLE),
 ];
 
 pub struct LakeSql {
@@ -55,7 +59,7 @@ impl LakeSql {
             .map_err(lake_error)?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_object_store(&location.store_url, location.store.clone());
-        debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 1);
+        debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 3);
         for (name, folder) in SQL_TABLES {
             let schema = table_schema(folder)
                 .ok_or_else(|| lake_error(format!("no schema for {folder}")))?;

@@ -183,3 +183,34 @@ async fn a_dropped_column_sends_that_tables_rows_to_dead_letters_and_the_rest_fl
         total_steps
     );
 }
+
+/// Workers of one group start together and each applies the migrations:
+/// the column additions must not fail the one that comes second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_migrating_one_database_at_once_all_succeed() {
+    let url = crate::support::clickhouse_server();
+    let config = somaflow_pipeline::config::ClickHouseConfig {
+        url: url.clone(),
+        database: format!("test_migrate_{}", std::process::id()),
+        ..Default::default()
+    };
+    let db = ClickHouseDb {
+        url,
+        database: config.database.clone(),
+    };
+    let runs = (0..3).map(|_| {
+        let config = config.clone();
+        tokio::spawn(async move { somaflow_sinks::clickhouse::migrate(&config).await })
+    });
+    for run in runs.collect::<Vec<_>>() {
+        let report = run.await.expect("migration task");
+        assert!(report.is_ok(), "a concurrent migration failed: {report:?}");
+    }
+    let price_columns = db
+        .number(
+            "SELECT count() FROM system.columns WHERE database = currentDatabase() \
+             AND table = 'conversations' AND name IN ('cost_usd', 'price_id')",
+        )
+        .await;
+    assert_eq!(price_columns, 2);
+}

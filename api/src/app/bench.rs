@@ -41,27 +41,38 @@ pub(crate) fn raw_batches(
     batch_rows: usize,
     ingest_us: i64,
 ) -> anyhow::Result<Vec<Batch>> {
-    let mut out = Vec::new();
-    for (c, chunk) in records.chunks(batch_rows).enumerate() {
-        let mut payload = BinaryBuilder::new();
-        for r in chunk {
-            payload.append_value(r);
-        }
-        let n = chunk.len();
-        let base = (c * batch_rows) as i64;
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(payload.finish()),
-            Arc::new(TimestampMicrosecondArray::from(vec![ingest_us; n]).with_timezone("UTC")),
-            Arc::new(StringArray::from(vec!["log"; n])),
-            Arc::new(Int32Array::from(vec![0; n])),
-            Arc::new(Int64Array::from_iter_values(base..base + n as i64)),
-        ];
-        out.push(Batch::new(
-            RAW_TABLE,
-            RecordBatch::try_new(raw_schema(), cols)?,
-        ));
+    records
+        .chunks(batch_rows)
+        .enumerate()
+        .map(|(c, chunk)| raw_batch(chunk, (c * batch_rows) as i64, ingest_us))
+        .collect()
+}
+
+/// One raw batch as the embedded log source reads it: partition 0 of
+/// `log`, offsets from `first_offset`.
+pub(crate) fn raw_batch(
+    records: &[Bytes],
+    first_offset: i64,
+    ingest_us: i64,
+) -> anyhow::Result<Batch> {
+    let mut payload = BinaryBuilder::new();
+    for r in records {
+        payload.append_value(r);
     }
-    Ok(out)
+    let n = records.len();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(payload.finish()),
+        Arc::new(TimestampMicrosecondArray::from(vec![ingest_us; n]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec!["log"; n])),
+        Arc::new(Int32Array::from(vec![0; n])),
+        Arc::new(Int64Array::from_iter_values(
+            first_offset..first_offset + n as i64,
+        )),
+    ];
+    Ok(Batch::new(
+        RAW_TABLE,
+        RecordBatch::try_new(raw_schema(), cols)?,
+    ))
 }
 
 fn rate(n: usize, d: Duration) -> String {

@@ -199,7 +199,7 @@ async fn produce(
 
 async fn throughput(args: &BenchKafkaArgs) -> anyhow::Result<()> {
     let config = bench_config(args, "tp")?;
-    create_topics(&config.kafka).await?;
+    create_topics(&config.kafka, &config.dispatch_topics()).await?;
     eprintln!(
         "preloading {} events into {}* …",
         args.events, config.kafka.topic_prefix
@@ -253,7 +253,7 @@ async fn throughput(args: &BenchKafkaArgs) -> anyhow::Result<()> {
 
 async fn latency(args: &BenchKafkaArgs, rate: f64) -> anyhow::Result<()> {
     let config = bench_config(args, "lat")?;
-    create_topics(&config.kafka).await?;
+    create_topics(&config.kafka, &config.dispatch_topics()).await?;
     let data = args.dir.join(format!("{}data", config.kafka.topic_prefix));
     std::fs::create_dir_all(&data)?;
     let worker = Worker::start(args, &config, &data)?;

@@ -1,5 +1,5 @@
 //! The HTTP server of a node (embedded or cluster worker): lake SQL, ingest,
-//! health; started on `server.listen`, stopped gracefully.
+//! health, budgets; started on `server.listen`, stopped gracefully.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use somaflow_sql::LakeSql;
 use tokio::sync::oneshot;
 
 use crate::ingest::Ingest;
+use crate::routes::budgets::Budgets;
 use crate::server::{bind, router};
 use crate::state::AppState;
 
@@ -30,6 +31,7 @@ impl HttpServer {
         let sql = LakeSql::open(&config.lake_url())
             .await
             .with_context(|| format!("opening the lake at {}", config.lake_url()))?;
+        let budgets = Budgets::from_config(config).context("the [redis] url")?;
         let state = AppState {
             ingest,
             sql: Arc::new(sql),
@@ -39,6 +41,7 @@ impl HttpServer {
             clickhouse: config
                 .writes_clickhouse()
                 .then(|| ClickHouseHealth::spawn(&config.clickhouse)),
+            budgets,
         };
         let (listener, addr) = bind(&config.server.listen).await?;
         let (stop, stopped) = oneshot::channel::<()>();

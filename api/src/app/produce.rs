@@ -30,6 +30,9 @@ pub struct ProduceArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 300)]
     pub tenants: usize,
+    /// Percent of live events dated 30 s to 10 min in the past (late).
+    #[arg(long, default_value_t = 1.0)]
+    pub late_percent: f64,
     /// Date events over the last N days with daily/weekly seasonality.
     #[arg(long)]
     pub history_days: Option<u32>,
@@ -74,6 +77,7 @@ pub async fn run(args: ProduceArgs, kafka: &KafkaConfig) -> anyhow::Result<Produ
     let mut generator = Generator::new(GeneratorConfig {
         seed: args.seed,
         tenants: args.tenants,
+        late_ratio: (args.late_percent / 100.0).clamp(0.0, 1.0),
         ..GeneratorConfig::default()
     });
     let opts = ProduceOptions {

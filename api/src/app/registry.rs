@@ -15,7 +15,8 @@ use somaflow_sources::local_log::LocalLogSource;
 use somaflow_sources::log::DurableLog;
 use tokio::sync::mpsc;
 
-/// `decode`, `dedup`, `parquet`, `clickhouse`, `kafka_dead_letters`.
+/// `decode`, `dedup`, `parquet`, `clickhouse`, `kafka_dead_letters`, and the
+/// platform operators.
 fn common() -> Registry {
     let mut r = Registry::default();
     r.register("decode", |spec, config| {
@@ -50,6 +51,7 @@ fn common() -> Registry {
             &config.kafka,
         )?)))
     });
+    super::platform::register(&mut r);
     r
 }
 

@@ -5,8 +5,9 @@ use anyhow::Context;
 use somaflow_pipeline::config::KafkaConfig;
 use somaflow_sources::kafka::{TopicOutcome, create_topics};
 
-pub async fn create(kafka: &KafkaConfig) -> anyhow::Result<()> {
-    let outcomes = create_topics(kafka)
+/// Creates the event topics, dead letters and `extra` (agent pools).
+pub async fn create(kafka: &KafkaConfig, extra: &[String]) -> anyhow::Result<()> {
+    let outcomes = create_topics(kafka, extra)
         .await
         .with_context(|| format!("creating topics on {}", kafka.brokers))?;
     for (topic, outcome) in outcomes {

@@ -28,9 +28,20 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     } else if embedded && !state.pipeline.is_running() {
         problems.push("the pipeline is not running".to_string());
     }
+    // Redis down slows nothing (enrich serves its cache, budgets keep their
+    // spend until it answers), so it is a warning, not a reason to be unready.
+    let mut warnings: Vec<String> = Vec::new();
+    if state.budgets.is_some() && metrics().redis_up.get() == 0 {
+        warnings.push(
+            "Redis does not answer: enrich serves cached tenant and capsule metadata (unknown ones \
+             get nulls) and budget spend is pushed to the ledger once Redis is back"
+                .to_string(),
+        );
+    }
     let mut body = json!({
         "ready": problems.is_empty(),
         "problems": problems,
+        "warnings": warnings,
         "last_checkpoint": state.pipeline.last_checkpoint(),
     });
     if let Ingest::Log(log) = &state.ingest {

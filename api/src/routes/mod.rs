@@ -1,5 +1,6 @@
 //! HTTP routes, one file per area.
 
+pub mod budgets;
 pub mod events;
 pub mod health;
 pub mod sql;

@@ -1,8 +1,10 @@
-//! Token and cost accounting (DESIGN §5): the price table and the exact
-//! decimal cost of a conversation's usage. Cached input tokens are priced at
+//! Token and cost accounting (DESIGN §5): the price table, the exact
+//! decimal cost of a conversation's usage, and the operator rating rows. Cached input tokens are priced at
 //! the cached rate and never also at the full rate; reasoning tokens at the
 //! output rate unless the table names a reasoning rate.
 
+mod operator;
 mod prices;
 
+pub use operator::{TokenAccounting, billed_cost};
 pub use prices::{Price, PriceError, PriceTable, TokenUsage};

@@ -214,6 +214,30 @@ impl PriceTable {
         newest(true).or_else(|| newest(false))
     }
 
+    /// The prices that can apply to `tenant`'s use of `provider`/`model`,
+    /// newest first, the tenant's own before the list prices: the first
+    /// whose `effective_from` is not after an event is its price (the same
+    /// answer as [`PriceTable::lookup`], for rows that share a model).
+    pub fn candidates(&self, tenant: &str, provider: &str, model: &str) -> Vec<&Price> {
+        let mut own: Vec<&Price> = Vec::new();
+        let mut list: Vec<&Price> = Vec::new();
+        for p in self
+            .prices
+            .iter()
+            .filter(|p| p.provider == provider && p.model == model)
+        {
+            match &p.tenant {
+                Some(t) if t == tenant => own.push(p),
+                Some(_) => {}
+                None => list.push(p),
+            }
+        }
+        own.sort_by_key(|p| std::cmp::Reverse(p.effective_from_us));
+        list.sort_by_key(|p| std::cmp::Reverse(p.effective_from_us));
+        own.extend(list);
+        own
+    }
+
     pub fn len(&self) -> usize {
         self.prices.len()
     }
@@ -221,6 +245,14 @@ impl PriceTable {
     pub fn is_empty(&self) -> bool {
         self.prices.is_empty()
     }
+}
+
+/// The price in effect at `at` among `candidates` (see [`PriceTable::candidates`]).
+pub fn in_effect<'a>(candidates: &[&'a Price], at: i64) -> Option<&'a Price> {
+    candidates
+        .iter()
+        .copied()
+        .find(|p| p.effective_from_us <= at)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod clickhouse;
 mod cluster;
 mod env;
+mod platform;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use serde::{Deserialize, Serialize};
 pub use clickhouse::{ClickHouseConfig, is_identifier};
 pub use cluster::{ClusterConfig, ClusterMode, is_valid_worker_id};
 pub use env::apply_env_overrides;
+pub use platform::{
+    AccountingConfig, BudgetConfig, DispatchConfig, EnrichConfig, PolicyConfig, RedisConfig,
+    WindowConfig,
+};
 
 /// A configuration mistake, reported at startup.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,13 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub cluster: ClusterConfig,
     pub clickhouse: ClickHouseConfig,
+    pub redis: RedisConfig,
+    pub enrich: EnrichConfig,
+    pub policy: PolicyConfig,
+    pub accounting: AccountingConfig,
+    pub window: WindowConfig,
+    pub budget: BudgetConfig,
+    pub dispatch: DispatchConfig,
 }
 
 /// The Kafka cluster: one topic per event kind plus dead letters.
@@ -215,6 +227,13 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             cluster: ClusterConfig::default(),
             clickhouse: ClickHouseConfig::default(),
+            redis: RedisConfig::default(),
+            enrich: EnrichConfig::default(),
+            policy: PolicyConfig::default(),
+            accounting: AccountingConfig::default(),
+            window: WindowConfig::default(),
+            budget: BudgetConfig::default(),
+            dispatch: DispatchConfig::default(),
         }
     }
 }
@@ -376,6 +395,13 @@ impl Config {
         if self.writes_clickhouse() {
             self.clickhouse.validate()?;
         }
+        platform::validate(&self.redis, &self.window, &self.budget, &self.dispatch)?;
+        if self.enrich.ttl_secs == 0 {
+            return Err(ConfigError::key(
+                "enrich.ttl_secs",
+                "must be greater than 0",
+            ));
+        }
         if self.pipeline.channel_rows < self.pipeline.batch_rows {
             return Err(ConfigError::key(
                 "pipeline.channel_rows",
@@ -416,6 +442,18 @@ impl Config {
     }
 
     /// Whether the graph has a `clickhouse` sink (its server then decides `/ready`).
+    /// The agent pools' topics when the graph dispatches steps.
+    pub fn dispatch_topics(&self) -> Vec<String> {
+        if !self.nodes().iter().any(|n| n.kind == "dispatch") {
+            return Vec::new();
+        }
+        self.dispatch
+            .pools
+            .iter()
+            .map(|pool| format!("{}{pool}", self.dispatch.topic_prefix))
+            .collect()
+    }
+
     pub fn writes_clickhouse(&self) -> bool {
         self.nodes().iter().any(|n| n.kind == "clickhouse")
     }

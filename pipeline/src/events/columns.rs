@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
-    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder, new_null_array,
 };
 use datafusion::arrow::error::ArrowError;
 
@@ -160,8 +160,13 @@ impl KindBatchBuilder {
         for col in &mut self.data {
             columns.push(col.finish()?);
         }
+        let schema = kind_schema(self.kind);
+        // Derived columns start null; the platform operators fill them.
+        for field in &schema.fields()[columns.len()..] {
+            columns.push(new_null_array(field.data_type(), self.rows));
+        }
         self.rows = 0;
-        RecordBatch::try_new(kind_schema(self.kind), columns)
+        RecordBatch::try_new(schema, columns)
     }
 }
 

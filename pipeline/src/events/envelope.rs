@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use super::error::EventError;
 use super::fields::{
-    FieldSpec, FieldType::*, FieldValue, ObjectError, check_required, field, read_object,
+    FieldSpec, FieldType::*, FieldValue, InPlace, ObjectError, check_required, field, read_object,
+    read_object_in_place, read_object_str,
 };
 use super::kinds::EventKind;
 
@@ -68,6 +69,17 @@ fn object_error(e: ObjectError, prefix: &str) -> EventError {
     }
 }
 
+/// `data`'s fields are picked by `type`.
+const DATA_IN_PLACE: InPlace = InPlace {
+    member: 6,
+    selector: 3,
+    specs_for: data_specs,
+};
+
+fn data_specs(type_name: &str) -> Option<&'static [FieldSpec]> {
+    EventKind::from_type_name(type_name).map(|k| k.fields())
+}
+
 /// Parses and validates one CloudEvent; `ingest_time_us` anchors the time bounds
 /// so that a replay decides exactly as the first reading did.
 pub fn parse_event<'a>(
@@ -75,13 +87,40 @@ pub fn parse_event<'a>(
     ingest_time_us: i64,
     bounds: &TimeBounds,
 ) -> Result<ParsedEvent<'a>, EventError> {
-    if let Err(e) = std::str::from_utf8(raw) {
-        return Err(EventError::body(format!(
-            "invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        )));
-    }
-    let mut env = read_object(raw, ENVELOPE).map_err(|e| object_error(e, ""))?;
+    parse_with(raw, ingest_time_us, bounds, true)
+}
+
+/// [`parse_event`] reading `data` in place (`fast`) or after the envelope.
+fn parse_with<'a>(
+    raw: &'a [u8],
+    ingest_time_us: i64,
+    bounds: &TimeBounds,
+    fast: bool,
+) -> Result<ParsedEvent<'a>, EventError> {
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(EventError::body(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )));
+        }
+    };
+    // Fast path: `data` read with the envelope. Any failure is read again
+    // the plain way, which alone words the errors (and ranks them: the
+    // envelope's before the data's).
+    let fast_read = if fast {
+        read_object_in_place(text, ENVELOPE, DATA_IN_PLACE).ok()
+    } else {
+        None
+    };
+    let (mut env, mut in_place) = match fast_read {
+        Some(read) => read,
+        None => (
+            read_object_str(text, ENVELOPE).map_err(|e| object_error(e, ""))?,
+            None,
+        ),
+    };
     check_required(ENVELOPE, &env).map_err(|f| EventError::new(f.field, f.reason))?;
 
     let spec = take(&mut env, 0);
@@ -128,13 +167,16 @@ pub fn parse_event<'a>(
             ),
         ));
     }
-    let data_raw = match env[6] {
-        FieldValue::Raw(r) => r,
+    let specs = kind.fields();
+    let data = match (&env[6], in_place.take()) {
+        (FieldValue::InPlace, Some(read)) if read.selector == type_name => read.fields,
+        (FieldValue::Raw(raw), _) => {
+            read_object_str(raw.get(), specs).map_err(|e| object_error(e, "data."))?
+        }
+        // `type` repeated after `data`: read as the plain path reads it.
+        (FieldValue::InPlace, _) => return parse_with(raw, ingest_time_us, bounds, false),
         _ => return Err(EventError::new("data", "is required")),
     };
-    let specs = kind.fields();
-    let data =
-        read_object(data_raw.get().as_bytes(), specs).map_err(|e| object_error(e, "data."))?;
     check_required(specs, &data)
         .map_err(|f| EventError::new(format!("data.{}", f.field), f.reason))?;
     kind.check(&data)
@@ -272,6 +314,51 @@ mod tests {
         let bad_utf8 = b"{\"id\":\"\xff\"}";
         let e = parse_event(bad_utf8, NOW, &TimeBounds::default()).unwrap_err();
         assert!(e.reason.contains("UTF-8"));
+    }
+
+    /// Reading `data` in place gives what reading it after the envelope
+    /// gives: the same event, or the same error.
+    #[test]
+    fn the_fast_path_parses_as_the_plain_one() {
+        let bounds = TimeBounds::default();
+        let good = event(GOOD, "");
+        let cases = [
+            good.clone(),
+            event(GOOD, r#","traceparent":"00-ab-cd-01""#),
+            // `data` before `type`: read raw, then as fields.
+            good.replacen(r#""type":"soma.conversation.v1","#, "", 1)
+                .replacen("{", r#"{"type":"soma.conversation.v1","#, 1)
+                .replacen(r#","data":"#, r#","data2":1,"data":"#, 1),
+            format!(
+                r#"{{"data":{GOOD},"specversion":"1.0","id":"e1","source":"/a","type":"soma.conversation.v1","time":"{}","tenantid":"t1"}}"#,
+                chrono::DateTime::from_timestamp_micros(NOW)
+                    .unwrap()
+                    .to_rfc3339()
+            ),
+            // `type` repeated after `data`.
+            good.replace(
+                r#""tenantid":"t1""#,
+                r#""tenantid":"t1","type":"soma.nope.v1""#,
+            ),
+            good.replace(r#"}}"#, r#"},"type":"soma.billing.v1"}"#),
+            event(
+                &GOOD.replace("\"input_tokens\":100", "\"input_tokens\":\"many\""),
+                "",
+            ),
+            event(&GOOD.replace("\"model\":\"gpt-4o\",", ""), ""),
+            event("5", ""),
+            event(r#"{"user_id":"u\u00e9"}"#, ""),
+            good.replace("\"specversion\":\"1.0\"", "\"specversion\":\"0.3\""),
+            good[..good.len() - 3].to_string(),
+        ];
+        for case in cases {
+            let fast = parse_with(case.as_bytes(), NOW, &bounds, true);
+            let plain = parse_with(case.as_bytes(), NOW, &bounds, false);
+            assert_eq!(format!("{fast:?}"), format!("{plain:?}"), "{case}");
+        }
+        let (env, read) = read_object_in_place(&good, ENVELOPE, DATA_IN_PLACE).unwrap();
+        assert_eq!(env[6], FieldValue::InPlace, "data was read in place");
+        assert_eq!(read.unwrap().fields[5], FieldValue::Int(100));
     }
 
     #[test]

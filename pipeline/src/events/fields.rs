@@ -65,6 +65,9 @@ pub enum FieldValue<'a> {
     /// Scaled by 10^9.
     Decimal(i128),
     Raw(&'a RawValue),
+    /// A `Raw` member read in place ([`read_object_in_place`]): its fields
+    /// are in the [`ReadInPlace`] beside the values.
+    InPlace,
 }
 
 impl PartialEq for FieldValue<'_> {
@@ -77,6 +80,7 @@ impl PartialEq for FieldValue<'_> {
             (Float(a), Float(b)) => a == b,
             (Decimal(a), Decimal(b)) => a == b,
             (Raw(a), Raw(b)) => a.get() == b.get(),
+            (InPlace, InPlace) => true,
             _ => false,
         }
     }
@@ -112,11 +116,76 @@ pub fn read_object<'a>(
     json: &'a [u8],
     specs: &'static [FieldSpec],
 ) -> Result<Vec<FieldValue<'a>>, ObjectError> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let seed = ObjectSeed { specs };
+    read_from(serde_json::Deserializer::from_slice(json), specs)
+}
+
+/// [`read_object`] of text already known to be UTF-8 (checked once for the
+/// whole record): serde_json then does not check every string and raw value
+/// again. Same values and errors, since those checks could not fail.
+pub fn read_object_str<'a>(
+    json: &'a str,
+    specs: &'static [FieldSpec],
+) -> Result<Vec<FieldValue<'a>>, ObjectError> {
+    read_from(serde_json::Deserializer::from_str(json), specs)
+}
+
+fn read_from<'a, R: serde_json::de::Read<'a>>(
+    de: serde_json::Deserializer<R>,
+    specs: &'static [FieldSpec],
+) -> Result<Vec<FieldValue<'a>>, ObjectError> {
+    read_with(de, specs, None).map(|(values, _)| values)
+}
+
+fn read_with<'a, R: serde_json::de::Read<'a>>(
+    mut de: serde_json::Deserializer<R>,
+    specs: &'static [FieldSpec],
+    in_place: Option<InPlace>,
+) -> Result<ObjectRead<'a>, ObjectError> {
+    let seed = ObjectSeed { specs, in_place };
     let out = seed.deserialize(&mut de).map_err(|e| classify(e, specs))?;
     de.end().map_err(|e| ObjectError::Syntax(e.to_string()))?;
     out.map_err(ObjectError::Field)
+}
+
+/// A `Raw` member to read in place, as an object whose specs an earlier
+/// member picks — the CloudEvents `data`, whose fields depend on `type`.
+/// Reading it with the envelope scans its text once instead of twice (as
+/// raw JSON, then as fields): decode's largest cost.
+#[derive(Debug, Clone, Copy)]
+pub struct InPlace {
+    /// Index of the `Raw` member.
+    pub member: usize,
+    /// Index of the string member that picks its specs.
+    pub selector: usize,
+    /// The member's specs for a selector value; `None` leaves it raw.
+    pub specs_for: fn(&str) -> Option<&'static [FieldSpec]>,
+}
+
+/// The member read in place: its fields, and the selector value they were
+/// read for (a later repeat of the selector may have replaced it).
+#[derive(Debug)]
+pub struct ReadInPlace<'a> {
+    pub selector: Cow<'a, str>,
+    pub fields: Vec<FieldValue<'a>>,
+}
+
+type ObjectRead<'a> = (Vec<FieldValue<'a>>, Option<ReadInPlace<'a>>);
+
+/// [`read_object_str`], reading `in_place`'s member in place when the
+/// selector comes before it and names known specs (its slot is then
+/// [`FieldValue::InPlace`]); otherwise the member stays raw. Errors are
+/// those of reading the member's fields too, named for the outer specs:
+/// on an error, read again with [`read_object_str`] for its message.
+pub fn read_object_in_place<'a>(
+    json: &'a str,
+    specs: &'static [FieldSpec],
+    in_place: InPlace,
+) -> Result<ObjectRead<'a>, ObjectError> {
+    read_with(
+        serde_json::Deserializer::from_str(json),
+        specs,
+        Some(in_place),
+    )
 }
 
 /// Reading an object failed: bad JSON, not an object, or a bad field.
@@ -158,22 +227,45 @@ fn strip_position(reason: &str) -> String {
 
 struct ObjectSeed {
     specs: &'static [FieldSpec],
+    in_place: Option<InPlace>,
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectSeed {
-    type Value = Result<Vec<FieldValue<'de>>, FieldFailure>;
+    type Value = Result<ObjectRead<'de>, FieldFailure>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(ObjectVisitor { specs: self.specs })
+        d.deserialize_map(ObjectVisitor {
+            specs: self.specs,
+            in_place: self.in_place,
+        })
     }
 }
 
 struct ObjectVisitor {
     specs: &'static [FieldSpec],
+    in_place: Option<InPlace>,
+}
+
+impl ObjectVisitor {
+    /// The specs to read member `i` in place with, when it is the in-place
+    /// member and its selector has been read.
+    fn in_place_specs<'a>(
+        &self,
+        i: usize,
+        values: &[FieldValue<'a>],
+    ) -> Option<(Cow<'a, str>, &'static [FieldSpec])> {
+        let p = self.in_place.filter(|p| p.member == i)?;
+        let selector = values.get(p.selector)?.as_str()?;
+        let specs = (p.specs_for)(selector)?;
+        match &values[p.selector] {
+            FieldValue::Str(s) => Some((s.clone(), specs)),
+            _ => None,
+        }
+    }
 }
 
 impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Result<Vec<FieldValue<'de>>, FieldFailure>;
+    type Value = Result<ObjectRead<'de>, FieldFailure>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
@@ -181,9 +273,32 @@ impl<'de> Visitor<'de> for ObjectVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut values = vec![FieldValue::Missing; self.specs.len()];
+        // Producers write members in one order, usually the spec's: the
+        // spec after the last match is tried first.
+        let mut next = 0;
+        let mut read = None;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.specs.iter().position(|s| s.name == key) {
+            let found = match self.specs.get(next) {
+                Some(s) if same_name(s.name, &key) => Some(next),
+                _ => position(self.specs, &key),
+            };
+            match found {
                 Some(i) => {
+                    next = i + 1;
+                    if let Some((selector, specs)) = self.in_place_specs(i, &values) {
+                        let seed = ObjectSeed {
+                            specs,
+                            in_place: None,
+                        };
+                        match map.next_value_seed(seed)? {
+                            Ok((fields, _)) => {
+                                values[i] = FieldValue::InPlace;
+                                read = Some(ReadInPlace { selector, fields });
+                            }
+                            Err(failure) => return Ok(Err(failure)),
+                        }
+                        continue;
+                    }
                     let spec = self.specs[i];
                     values[i] = map.next_value_seed(ValueSeed { spec, index: i })?;
                 }
@@ -192,8 +307,22 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                 }
             }
         }
-        Ok(Ok(values))
+        Ok(Ok((values, read)))
     }
+}
+
+/// The spec named `key`, for a member out of the expected order.
+fn position(specs: &[FieldSpec], key: &str) -> Option<usize> {
+    specs.iter().position(|s| same_name(s.name, key))
+}
+
+/// Field names are short: compared byte by byte inline, which beats a
+/// `memcmp` call, after the length and first byte rule out most specs.
+fn same_name(name: &str, key: &str) -> bool {
+    let (name, key) = (name.as_bytes(), key.as_bytes());
+    name.len() == key.len()
+        && name.first() == key.first()
+        && name.iter().zip(key).all(|(a, b)| a == b)
 }
 
 struct ValueSeed {

@@ -68,6 +68,16 @@ impl EventKind {
         }
     }
 
+    /// Columns the platform operators fill in after decode (enrich, policy,
+    /// accounting), appended after the `data` fields; decode leaves them null.
+    pub fn derived_fields(self) -> &'static [FieldSpec] {
+        match self {
+            EventKind::Conversation => DERIVED_CONVERSATION,
+            EventKind::CapsuleRun | EventKind::MarketplaceTx => DERIVED_CAPSULE,
+            _ => DERIVED_COMMON,
+        }
+    }
+
     /// Rules between fields that a per-field type cannot express.
     pub fn check(self, values: &[FieldValue<'_>]) -> Result<(), (&'static str, String)> {
         if self != EventKind::Conversation {
@@ -116,6 +126,38 @@ const CONVERSATION: &[FieldSpec] = &[
     field("latency_ms", Count),
     field("status", Str),
     field("message", OptStr),
+    // A cost the producer computed; kept beside ours and billed when present.
+    field("cost_usd", OptDecimal),
+];
+
+/// Tenant metadata (enrich) and the strongest policy decision (policy).
+const DERIVED_COMMON: &[FieldSpec] = &[
+    field("tenant_plan", OptStr),
+    field("tenant_region", OptStr),
+    field("tenant_monthly_budget_usd", OptDecimal),
+    field("policy_verdict", OptStr),
+];
+
+/// Plus capsule metadata, for kinds that name a capsule.
+const DERIVED_CAPSULE: &[FieldSpec] = &[
+    field("tenant_plan", OptStr),
+    field("tenant_region", OptStr),
+    field("tenant_monthly_budget_usd", OptDecimal),
+    field("policy_verdict", OptStr),
+    field("capsule_author_id", OptStr),
+    field("capsule_price_usd", OptDecimal),
+];
+
+/// Plus our rated cost and the price it was rated with (accounting).
+const DERIVED_CONVERSATION: &[FieldSpec] = &[
+    field("tenant_plan", OptStr),
+    field("tenant_region", OptStr),
+    field("tenant_monthly_budget_usd", OptDecimal),
+    field("policy_verdict", OptStr),
+    field("capsule_author_id", OptStr),
+    field("capsule_price_usd", OptDecimal),
+    field("rated_cost_usd", OptDecimal),
+    field("price_id", OptStr),
 ];
 
 const POLICY_DECISION: &[FieldSpec] = &[
@@ -123,7 +165,7 @@ const POLICY_DECISION: &[FieldSpec] = &[
     field("policy_id", Str),
     field("action", Str),
     field("resource", Str),
-    field("decision", Enum(&["allow", "deny", "redact"])),
+    field("decision", Enum(&["allow", "deny", "redact", "flag"])),
     field("reason", OptStr),
     field("eval_us", Count),
 ];

@@ -55,6 +55,7 @@ pub fn kind_schema(kind: EventKind) -> SchemaRef {
                 fields.extend(
                     k.fields()
                         .iter()
+                        .chain(k.derived_fields())
                         .map(|f| Field::new(f.name, column_type(f.ty), !f.ty.required())),
                 );
                 Arc::new(Schema::new(fields))
@@ -100,20 +101,74 @@ pub fn dead_letter_schema() -> SchemaRef {
         .clone()
 }
 
+/// Per-minute usage the window operator writes (additive rows).
+pub const USAGE_TABLE: &str = "usage_1m";
+/// Budget threshold crossings, one row per tenant × month × level.
+pub const BUDGET_EVENTS_TABLE: &str = "budget_events";
+
+/// Usage per tenant × model × capsule × window. Rows are additive: a late
+/// event yields a further row for its window, so readers always sum.
+pub fn usage_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let count = |name: &str| Field::new(name, DataType::Int64, false);
+            Arc::new(Schema::new(vec![
+                Field::new("tenant_id", DataType::Utf8, false),
+                Field::new("window_start", timestamp_type(), false),
+                Field::new("model", DataType::Utf8, false),
+                Field::new("provider", DataType::Utf8, false),
+                Field::new("capsule_id", DataType::Utf8, false),
+                count("input_tokens"),
+                count("output_tokens"),
+                count("cached_input_tokens"),
+                count("reasoning_tokens"),
+                Field::new("cost_usd", decimal_type(), false),
+                count("requests"),
+                count("capsule_runs"),
+                count("workflow_steps"),
+                Field::new("row_id", DataType::Utf8, false),
+            ]))
+        })
+        .clone()
+}
+
+/// A tenant's month-to-date spend crossing a budget threshold.
+pub fn budget_events_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("event_id", DataType::Utf8, false),
+                Field::new("tenant_id", DataType::Utf8, false),
+                Field::new("month", DataType::Utf8, false),
+                Field::new("level", DataType::Utf8, false),
+                Field::new("threshold_usd", decimal_type(), false),
+                Field::new("budget_usd", decimal_type(), false),
+                Field::new("spend_usd", decimal_type(), false),
+                Field::new("event_time", timestamp_type(), false),
+                Field::new("detected_at", timestamp_type(), false),
+            ]))
+        })
+        .clone()
+}
+
 /// Schema of a table the engine writes, by table name.
 pub fn table_schema(table: &str) -> Option<SchemaRef> {
     match table {
         DEAD_LETTERS_TABLE => Some(dead_letter_schema()),
         RAW_TABLE => Some(raw_schema()),
+        USAGE_TABLE => Some(usage_schema()),
+        BUDGET_EVENTS_TABLE => Some(budget_events_schema()),
         other => EventKind::from_table(other).map(kind_schema),
     }
 }
 
 /// The column a table's rows are placed in time by (lake partitions, sort).
 pub fn time_column(table: &str) -> &'static str {
-    if table == DEAD_LETTERS_TABLE {
-        "ingest_time"
-    } else {
-        "event_time"
+    match table {
+        DEAD_LETTERS_TABLE => "ingest_time",
+        USAGE_TABLE => "window_start",
+        _ => "event_time",
     }
 }

@@ -69,7 +69,10 @@ impl Emitter {
         std::mem::take(&mut self.pending)
     }
 
-    pub(crate) fn take_watermark(&mut self) -> Option<Watermark> {
+    /// Takes the watermark emitted so far (the task broadcasts it after the
+    /// batches; a driver of operators outside the runtime, such as
+    /// `somaflow bench-chain`, forwards it the same way).
+    pub fn take_watermark(&mut self) -> Option<Watermark> {
         self.watermark.take()
     }
 }

@@ -40,6 +40,8 @@ pub enum ClickHouseError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("the ClickHouse writer of `{0}` stopped unexpectedly")]
     WriterGone(String),
+    #[error("cannot stage usage rows: {0}")]
+    Staging(String),
 }
 
 /// How a failed insert is handled.

@@ -17,6 +17,7 @@ mod health;
 mod layout;
 mod migrate;
 mod sink;
+mod staged;
 mod writer;
 
 pub use client::{ServerVersion, connect, server_version};
@@ -26,6 +27,7 @@ pub use health::ClickHouseHealth;
 pub use layout::TableLayout;
 pub use migrate::{MIGRATIONS, Migration, MigrationReport, migrate};
 pub use sink::ClickHouseSink;
+pub use staged::{StagedUsage, USAGE_STAGING};
 
 /// The ClickHouse table of dead letters.
 pub const DEAD_LETTERS: &str = "dead_letters";

@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use somaflow_pipeline::config::ClickHouseConfig;
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
+use somaflow_pipeline::events::schema::{BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE};
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::staged;
 use super::writer::{Command, Shared, TableWriter};
 use super::{ClickHouseError, clickhouse_table};
 
@@ -27,6 +29,8 @@ struct Writer {
 pub struct ClickHouseSink {
     shared: Arc<Shared>,
     writers: BTreeMap<&'static str, Writer>,
+    /// usage_1m rows since the last barrier: staged at pre-commit (see `staged`).
+    usage: Vec<RecordBatch>,
 }
 
 impl ClickHouseSink {
@@ -34,6 +38,7 @@ impl ClickHouseSink {
         ClickHouseSink {
             shared: Arc::new(Shared::new(node, config)),
             writers: BTreeMap::new(),
+            usage: Vec::new(),
         }
     }
 
@@ -71,7 +76,14 @@ impl Drop for ClickHouseSink {
 impl Sink for ClickHouseSink {
     async fn write(&mut self, batch: Batch) -> Result<(), NodeError> {
         let table = batch.table;
-        if table != DEAD_LETTERS_TABLE && EventKind::from_table(table).is_none() {
+        if table == USAGE_TABLE {
+            self.usage.push(batch.rows);
+            return Ok(());
+        }
+        if table != DEAD_LETTERS_TABLE
+            && table != BUDGET_EVENTS_TABLE
+            && EventKind::from_table(table).is_none()
+        {
             return Err(ClickHouseError::UnknownTable(table.to_string()).into());
         }
         let sent = self
@@ -112,7 +124,12 @@ impl Sink for ClickHouseSink {
             }
         }
         debug!(epoch, node = %self.shared.node, ?inserted, "ClickHouse inserts acknowledged");
-        Ok(serde_json::json!({ "inserted": inserted }))
+        let usage = std::mem::take(&mut self.usage);
+        if usage.is_empty() {
+            return Ok(serde_json::json!({ "inserted": inserted }));
+        }
+        let staged = staged::stage(&self.shared, epoch, &usage).await?;
+        Ok(serde_json::json!({ "inserted": inserted, "staged_usage": staged }))
     }
 
     /// Input ended: whatever is not acknowledged yet is replayed from the
@@ -125,6 +142,8 @@ impl Sink for ClickHouseSink {
     }
 
     fn committer(&self) -> Arc<dyn Committer> {
-        Arc::new(crate::NothingToPublish)
+        Arc::new(staged::UsageCommitter {
+            shared: self.shared.clone(),
+        })
     }
 }

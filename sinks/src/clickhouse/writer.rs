@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, BinaryBuilder, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use datafusion::arrow::json::LineDelimitedWriter;
 use rand::Rng;
 use somaflow_pipeline::config::ClickHouseConfig;
@@ -94,7 +97,7 @@ impl Shared {
             .copied()
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let base = self
             .config
             .retry_initial_ms
@@ -257,7 +260,7 @@ impl TableWriter {
 /// Inserts `batches` into `table` until the server takes them, or
 /// dead-letters them when it refuses them for good. Returns the rows the
 /// table took (0 when they went to dead letters).
-async fn deliver(
+pub(super) async fn deliver(
     shared: &Shared,
     table: &str,
     batches: &[RecordBatch],
@@ -376,39 +379,57 @@ fn dead_letters(
             raw.append_value(line);
         }
     }
-    let column = |name: &str| -> Result<ArrayRef, ClickHouseError> {
-        let parts: Vec<&dyn datafusion::arrow::array::Array> = batches
+    let column = |name: &str| -> Result<Option<ArrayRef>, ClickHouseError> {
+        let parts: Option<Vec<&dyn datafusion::arrow::array::Array>> = batches
             .iter()
-            .map(|b| {
-                b.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| {
-                    ClickHouseError::MissingColumn {
-                        table: table.to_string(),
-                        column: name.to_string(),
-                    }
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(datafusion::arrow::compute::concat(&parts)?)
+            .map(|b| b.column_by_name(name).map(|c| c.as_ref()))
+            .collect();
+        match parts {
+            Some(parts) if !parts.is_empty() => {
+                Ok(Some(datafusion::arrow::compute::concat(&parts)?))
+            }
+            _ => Ok(None),
+        }
     };
-    let text = |value: String| -> ArrayRef {
-        let mut b = StringBuilder::new();
-        (0..rows).for_each(|_| b.append_value(&value));
-        std::sync::Arc::new(b.finish())
+    let required = |name: &str| -> Result<ArrayRef, ClickHouseError> {
+        column(name)?.ok_or_else(|| ClickHouseError::MissingColumn {
+            table: table.to_string(),
+            column: name.to_string(),
+        })
     };
+    let text = |value: &str| -> ArrayRef { Arc::new(StringArray::from(vec![value; rows])) };
+    // Rows the pipeline derived (usage_1m, budget_events) were read from no
+    // source: their own id names them, the table stands for the position.
+    let event_id = match column("event_id")? {
+        Some(ids) => ids,
+        None => required("row_id")?,
+    };
+    let ingest_time = match column("ingest_time")? {
+        Some(times) => times,
+        None => Arc::new(
+            TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros(); rows])
+                .with_timezone("UTC"),
+        ),
+    };
+    let source_topic = column("source_topic")?.unwrap_or_else(|| text(table));
+    let source_partition =
+        column("source_partition")?.unwrap_or_else(|| Arc::new(Int32Array::from(vec![-1; rows])));
+    let source_offset =
+        column("source_offset")?.unwrap_or_else(|| Arc::new(Int64Array::from(vec![0; rows])));
     let batch = RecordBatch::try_new(
         dead_letter_schema(),
         vec![
-            column("tenant_id")?,
-            column("event_id")?,
-            text("clickhouse".into()),
-            text(format!(
+            required("tenant_id")?,
+            event_id,
+            text("clickhouse"),
+            text(&format!(
                 "ClickHouse refused the insert into {table}: {reason}"
             )),
-            std::sync::Arc::new(raw.finish()),
-            column("ingest_time")?,
-            column("source_topic")?,
-            column("source_partition")?,
-            column("source_offset")?,
+            Arc::new(raw.finish()),
+            ingest_time,
+            source_topic,
+            source_partition,
+            source_offset,
         ],
     )?;
     Ok(batch)

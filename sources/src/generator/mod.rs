@@ -7,6 +7,7 @@ mod kafka;
 mod produce;
 mod stats;
 mod traffic;
+mod wire;
 
 pub use catalog::{MODELS, Model};
 pub use http::produce_http;

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{AGENT_POOLS, BILLING_METERS, MESSAGES, MODELS, Model, POLICIES, STEP_TYPES};
 use super::stats::{GeneratorStats, KindStats};
+use super::wire::to_wire;
 
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -26,6 +27,8 @@ pub struct GeneratorConfig {
     pub malformed_ratio: f64,
     /// Share of records that repeat an earlier valid event.
     pub duplicate_ratio: f64,
+    /// Share of live records dated 30 s to 10 min in the past.
+    pub late_ratio: f64,
 }
 
 impl Default for GeneratorConfig {
@@ -35,6 +38,7 @@ impl Default for GeneratorConfig {
             tenants: 300,
             malformed_ratio: 0.005,
             duplicate_ratio: 0.01,
+            late_ratio: 0.01,
         }
     }
 }
@@ -173,7 +177,7 @@ impl Generator {
             };
         }
         let (table, event) = self.valid_event(at);
-        let bytes = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+        let bytes = Bytes::from(to_wire(&event));
         let tenant = event["tenantid"].as_str().unwrap_or_default().to_string();
         self.record_stats(table, &event["data"]);
         if self.recent.len() == 1024 {
@@ -193,7 +197,7 @@ impl Generator {
     pub fn next_live(&mut self) -> Generated {
         let mut at = Utc::now();
         let lateness: f64 = self.rng.random();
-        if lateness < 0.01 {
+        if lateness < self.config.late_ratio {
             at -= chrono::Duration::seconds(self.rng.random_range(30..600));
         } else {
             at -= chrono::Duration::milliseconds(self.rng.random_range(0..2000));
@@ -456,7 +460,7 @@ impl Generator {
         let mut event = self.envelope("soma.conversation.v1", &tenant, at, good);
         match self.rng.random_range(0..5) {
             0 => {
-                let text = serde_json::to_vec(&event).unwrap_or_default();
+                let text = to_wire(&event);
                 return (text[..text.len() / 2].to_vec(), tenant);
             }
             1 => {
@@ -469,7 +473,7 @@ impl Generator {
                 event["data"]["cached_input_tokens"] = json!(input + 1);
             }
         }
-        (serde_json::to_vec(&event).unwrap_or_default(), tenant)
+        (to_wire(&event), tenant)
     }
 }
 

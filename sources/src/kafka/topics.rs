@@ -17,12 +17,15 @@ pub enum TopicOutcome {
     AlreadyExists,
 }
 
-/// Creates every configured topic with `kafka.partitions` partitions.
+/// Creates every configured topic, plus `extra` (the agent pools' dispatch
+/// topics), with `kafka.partitions` partitions.
 pub async fn create_topics(
     config: &KafkaConfig,
+    extra: &[String],
 ) -> Result<Vec<(String, TopicOutcome)>, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = create_client(config)?;
-    let names = config.all_topics();
+    let mut names = config.all_topics();
+    names.extend(extra.iter().cloned());
     let new: Vec<NewTopic> = names
         .iter()
         .map(|t| NewTopic::new(t, config.partitions, TopicReplication::Fixed(1)))

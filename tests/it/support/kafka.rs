@@ -105,11 +105,41 @@ pub struct ClusterScenario {
     pub root: tempfile::TempDir,
     /// The scenario's own database on the shared ClickHouse server.
     pub clickhouse: ClickHouseDb,
+    /// `config/cluster.toml`, or `config/platform.toml` with its settings.
+    config: &'static str,
+    extra_env: Vec<(String, String)>,
 }
 
 impl ClusterScenario {
     /// Creates this scenario's topics with `partitions` partitions each.
     pub fn new(brokers: &str, partitions: u32) -> ClusterScenario {
+        Self::with_config(brokers, partitions, "config/cluster.toml", Vec::new())
+    }
+
+    /// The whole platform pipeline (`config/platform.toml`) with `redis_url`
+    /// for metadata and budgets; rule and price files from the repository.
+    pub fn platform(brokers: &str, partitions: u32, redis_url: &str) -> ClusterScenario {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let env = vec![
+            ("SOMAFLOW_REDIS__URL".to_string(), redis_url.to_string()),
+            (
+                "SOMAFLOW_POLICY__RULES".to_string(),
+                repo.join("config/policies.toml").display().to_string(),
+            ),
+            (
+                "SOMAFLOW_ACCOUNTING__PRICES".to_string(),
+                repo.join("config/prices.toml").display().to_string(),
+            ),
+        ];
+        Self::with_config(brokers, partitions, "config/platform.toml", env)
+    }
+
+    fn with_config(
+        brokers: &str,
+        partitions: u32,
+        config: &'static str,
+        extra_env: Vec<(String, String)>,
+    ) -> ClusterScenario {
         let id = format!(
             "{}_{}",
             std::process::id(),
@@ -123,6 +153,8 @@ impl ClusterScenario {
                 url: clickhouse_server(),
                 database: format!("test_{id}"),
             },
+            config,
+            extra_env,
         };
         let out = scenario
             .command(
@@ -141,8 +173,8 @@ impl ClusterScenario {
 
     fn env(&self) -> Vec<(String, String)> {
         let root = self.root.path();
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.toml");
-        [
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(self.config);
+        let mut env: Vec<(String, String)> = [
             ("SOMAFLOW_CONFIG", config.display().to_string()),
             ("SOMAFLOW_KAFKA__BROKERS", self.brokers.clone()),
             ("SOMAFLOW_KAFKA__TOPIC_PREFIX", self.prefix.clone()),
@@ -166,7 +198,9 @@ impl ClusterScenario {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        .collect();
+        env.extend(self.extra_env.iter().cloned());
+        env
     }
 
     /// A `somaflow` command with this scenario's settings.
@@ -178,6 +212,30 @@ impl ClusterScenario {
             .env_remove("RUST_BACKTRACE")
             .current_dir(self.root.path());
         c
+    }
+
+    /// Loads `config/tenants.csv` and `config/capsules.csv` into the
+    /// scenario's Redis (`somaflow tenants import`), for the enrich node.
+    pub fn import_tenants(&self) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = self
+            .command(
+                &[
+                    "tenants",
+                    "import",
+                    &repo.join("config/tenants.csv").display().to_string(),
+                    "--capsules",
+                    &repo.join("config/capsules.csv").display().to_string(),
+                ],
+                &[],
+            )
+            .output()
+            .expect("somaflow tenants import");
+        assert!(
+            out.status.success(),
+            "tenants import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Starts worker `id` (its log folder under the scenario root).

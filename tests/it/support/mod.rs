@@ -6,10 +6,12 @@
 mod clickhouse;
 mod kafka;
 mod lake;
+mod redis;
 
 pub use clickhouse::*;
 pub use kafka::*;
 pub use lake::*;
+pub use redis::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,7 +119,7 @@ impl Somaflow {
     pub async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         let url = format!("{}/ready", self.url());
-        wait_for("somaflow to answer /ready", Duration::from_secs(30), || {
+        self.wait_until("somaflow to answer /ready", Duration::from_secs(30), || {
             let client = client.clone();
             let url = url.clone();
             async move { matches!(client.get(&url).send().await, Ok(r) if r.status().is_success()) }
@@ -246,6 +248,21 @@ pub fn conversation(id: &str, tenant: &str, input_tokens: i64) -> String {
     format!(
         r#"{{"specversion":"1.0","id":"{id}","source":"/test","type":"soma.conversation.v1","time":"{time}","tenantid":"{tenant}","data":{{"user_id":"u1","session_id":"s1","provider":"openai","model":"gpt-4o","input_tokens":{input_tokens},"output_tokens":7,"cached_input_tokens":0,"reasoning_tokens":0,"latency_ms":12,"status":"ok"}}}}"#
     )
+}
+
+/// A valid CloudEvent of `type_name` (e.g. `soma.workflow_step.v1`) with
+/// the given id, tenant and `data`, dated now.
+pub fn cloud_event(id: &str, tenant: &str, type_name: &str, data: Value) -> String {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/test",
+        "type": type_name,
+        "time": chrono::Utc::now().to_rfc3339(),
+        "tenantid": tenant,
+        "data": data,
+    })
+    .to_string()
 }
 
 /// Rows of `table` the lake sink has committed, read from `/metrics`.

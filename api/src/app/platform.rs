@@ -1,0 +1,114 @@
+//! The platform operators as node types (`enrich`, `policy`, `accounting`,
+//! `window`, `budget`, `dispatch`), built from config. One pipeline's nodes
+//! share one Redis link and one budget view, made when the first node
+//! needs them.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use somaflow_operators::accounting::{PriceTable, TokenAccounting};
+use somaflow_operators::budget::{Budget, BudgetView, LocalLedger, RedisLedger, SpendLedger};
+use somaflow_operators::dispatch::{Dispatch, KafkaAgentQueue};
+use somaflow_operators::enrich::Enrich;
+use somaflow_operators::policy::{Policy, PolicyRules};
+use somaflow_operators::redis_link::RedisLink;
+use somaflow_operators::window::UsageWindow;
+use somaflow_pipeline::config::Config;
+use somaflow_pipeline::runtime::{Node, NodeError, Registry};
+use somaflow_sources::kafka::idempotent_producer;
+
+/// What the platform nodes of one pipeline share.
+#[derive(Default)]
+struct Shared {
+    redis: OnceLock<Option<RedisLink>>,
+    budgets: OnceLock<BudgetView>,
+}
+
+impl Shared {
+    fn redis(&self, config: &Config) -> Result<Option<RedisLink>, NodeError> {
+        if let Some(link) = self.redis.get() {
+            return Ok(link.clone());
+        }
+        let link = match &config.redis.url {
+            Some(url) => Some(RedisLink::new(
+                url,
+                Duration::from_millis(config.redis.timeout_ms),
+            )?),
+            None => None,
+        };
+        Ok(self.redis.get_or_init(|| link).clone())
+    }
+
+    fn budgets(&self, node: &str, config: &Config) -> Result<BudgetView, NodeError> {
+        if let Some(view) = self.budgets.get() {
+            return Ok(view.clone());
+        }
+        let ledger: Arc<dyn SpendLedger> = match self.redis(config)? {
+            Some(link) => Arc::new(RedisLedger::new(node, link)),
+            None => {
+                tracing::warn!(
+                    "no [redis] url: budgets are counted in this process only, not shared across workers"
+                );
+                Arc::new(LocalLedger::default())
+            }
+        };
+        let view = BudgetView::new(
+            ledger,
+            config.budget.soft_percent,
+            Duration::from_millis(config.budget.status_refresh_ms),
+        );
+        Ok(self.budgets.get_or_init(|| view).clone())
+    }
+}
+
+/// Adds the platform node types to `r`.
+pub fn register(r: &mut Registry) {
+    let shared = Arc::new(Shared::default());
+    let s = shared.clone();
+    r.register("enrich", move |spec, config| {
+        Ok(Node::Operator(Box::new(Enrich::new(
+            &spec.id,
+            s.redis(config)?,
+            Duration::from_secs(config.enrich.ttl_secs),
+        ))))
+    });
+    r.register("policy", |spec, config| {
+        let rules = PolicyRules::load(&config.policy.rules)?;
+        Ok(Node::Operator(Box::new(Policy::new(&spec.id, rules))))
+    });
+    r.register("accounting", |spec, config| {
+        let prices = PriceTable::load(&config.accounting.prices)?;
+        Ok(Node::Operator(Box::new(TokenAccounting::new(
+            &spec.id, prices,
+        ))))
+    });
+    r.register("window", |spec, config| {
+        Ok(Node::Operator(Box::new(UsageWindow::new(
+            &spec.id,
+            config.window.size_secs,
+        ))))
+    });
+    let s = shared.clone();
+    r.register("budget", move |spec, config| {
+        Ok(Node::Operator(Box::new(Budget::new(
+            &spec.id,
+            s.budgets(&spec.id, config)?,
+        ))))
+    });
+    r.register("dispatch", move |spec, config| {
+        let producer = idempotent_producer(&config.kafka)?;
+        Ok(Node::Operator(Box::new(
+            Dispatch::new(
+                &spec.id,
+                Arc::new(KafkaAgentQueue::new(
+                    producer,
+                    &config.dispatch.topic_prefix,
+                )),
+                shared.budgets(&spec.id, config)?,
+                config.dispatch.per_tenant_per_sec,
+                config.dispatch.burst,
+            )
+            .with_pools(&config.dispatch.pools),
+        )))
+    });
+}

@@ -1,0 +1,244 @@
+//! The `window` operator: event-time tumbling windows (default 1 min) of
+//! tokens, cost, requests, capsule runs and workflow steps per tenant ×
+//! model × capsule, emitted as `usage_1m` rows on the `usage` output when
+//! the watermark passes a window's end. Events pass through on `out`.
+//!
+//! Late rows are never dropped: a row for a window already emitted is
+//! aggregated again and emitted at the next watermark advance as a further,
+//! additive row of the same window (readers sum). State is kept per source
+//! shard (a Kafka partition), so it moves with the partition on a rebalance
+//! and is checkpointed at barriers; what was emitted after the last
+//! checkpoint is recomputed on replay, never counted twice, because sinks
+//! publish only checkpointed output.
+
+mod state;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use somaflow_pipeline::checkpoint::shard;
+use somaflow_pipeline::events::EventKind;
+use somaflow_pipeline::events::schema::USAGE_TABLE;
+use somaflow_pipeline::metrics::{metrics, node, outcome};
+use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Watermark};
+
+use crate::accounting::billed_cost;
+use crate::columns::{Columns, opt_str};
+pub use state::{GroupKey, ShardWindows, Usage, UsageRows, WindowError};
+
+/// The output usage rows go to.
+pub const USAGE: &str = "usage";
+
+pub struct UsageWindow {
+    node: String,
+    size_us: i64,
+    shards: HashMap<String, ShardWindows>,
+    watermark: Option<Watermark>,
+}
+
+impl UsageWindow {
+    pub fn new(node: &str, size_secs: u64) -> Self {
+        Self {
+            node: node.to_string(),
+            size_us: (size_secs as i64).saturating_mul(1_000_000),
+            shards: HashMap::new(),
+            watermark: None,
+        }
+    }
+
+    /// Adds a batch of one kind to the windows of its shards; how many of
+    /// its rows fell in windows the watermark already passed.
+    fn absorb(&mut self, table: &'static str, rows: &RecordBatch) -> Result<u64, NodeError> {
+        let Some(kind) = EventKind::from_table(table) else {
+            return Ok(0);
+        };
+        let c = Columns::new(table, rows);
+        let (topic, partition) = (c.str("source_topic")?, c.i32("source_partition")?);
+        let tenant = c.str("tenant_id")?;
+        let time = c.micros("event_time")?;
+        let mut late = 0u64;
+        let n = rows.num_rows();
+        let Some(contribution) = contributions(kind, &c)? else {
+            return Ok(0);
+        };
+        let (size_us, watermark) = (self.size_us, self.watermark);
+        let mut i = 0;
+        // Source batches hold runs of one shard.
+        while i < n {
+            let (t, p) = (topic.value(i), partition.value(i));
+            let windows = self.shards.entry(shard(t, p)).or_default();
+            while i < n && partition.value(i) == p && topic.value(i) == t {
+                let start = window_start(time.value(i), size_us);
+                if watermark.is_some_and(|w| start.saturating_add(size_us) <= w) {
+                    late += 1;
+                }
+                let (parts, usage) = contribution(i);
+                windows.add(
+                    start,
+                    tenant.value(i),
+                    parts.model,
+                    parts.provider,
+                    parts.capsule,
+                    &usage,
+                );
+                i += 1;
+            }
+        }
+        if late > 0 {
+            metrics()
+                .late_rows
+                .get_or_create(&node(&self.node))
+                .inc_by(late);
+        }
+        Ok(late)
+    }
+
+    /// Emits every window that ends at or before `watermark` as usage rows.
+    fn close(&mut self, watermark: Watermark, out: &mut Emitter) -> Result<(), NodeError> {
+        let mut closed = UsageRows::default();
+        let mut shards: Vec<_> = self.shards.iter_mut().collect();
+        // A stable order keeps emitted batches comparable between runs.
+        shards.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, windows) in shards {
+            windows.close_until(name, watermark, self.size_us, &mut closed);
+        }
+        if !closed.is_empty() {
+            let m = metrics();
+            m.usage_rows
+                .get_or_create(&outcome(&self.node, "window"))
+                .inc_by(closed.first_emissions);
+            m.usage_rows
+                .get_or_create(&outcome(&self.node, "correction"))
+                .inc_by(closed.corrections);
+            out.emit(USAGE, Batch::new(USAGE_TABLE, closed.finish()?));
+        }
+        Ok(())
+    }
+}
+
+type Contribution<'a> = Box<dyn Fn(usize) -> (GroupKeyParts<'a>, Usage) + 'a>;
+
+/// What a row of `kind` adds to its group, or None for kinds not counted.
+fn contributions<'a>(
+    kind: EventKind,
+    c: &Columns<'a>,
+) -> Result<Option<Contribution<'a>>, crate::columns::ColumnError> {
+    Ok(Some(match kind {
+        EventKind::Conversation => {
+            let (model, provider) = (c.str("model")?, c.str("provider")?);
+            let capsule = c.str("capsule_id")?;
+            let (input, output) = (c.i64("input_tokens")?, c.i64("output_tokens")?);
+            let cached = c.i64("cached_input_tokens")?;
+            let reasoning = c.i64("reasoning_tokens")?;
+            let (producer, rated) = (c.decimal("cost_usd")?, c.decimal("rated_cost_usd")?);
+            Box::new(move |i| {
+                (
+                    GroupKeyParts {
+                        model: model.value(i),
+                        provider: provider.value(i),
+                        capsule: opt_str(capsule, i).unwrap_or(""),
+                    },
+                    Usage {
+                        input_tokens: input.value(i),
+                        output_tokens: output.value(i),
+                        cached_input_tokens: cached.value(i),
+                        reasoning_tokens: reasoning.value(i),
+                        cost_nanos: billed_cost(producer, rated, i).unwrap_or(0),
+                        requests: 1,
+                        ..Usage::default()
+                    },
+                )
+            })
+        }
+        EventKind::CapsuleRun => {
+            let capsule = c.str("capsule_id")?;
+            Box::new(move |i| {
+                (
+                    GroupKeyParts {
+                        model: "",
+                        provider: "",
+                        capsule: capsule.value(i),
+                    },
+                    Usage {
+                        capsule_runs: 1,
+                        ..Usage::default()
+                    },
+                )
+            })
+        }
+        EventKind::WorkflowStep => Box::new(|_| {
+            (
+                GroupKeyParts::default(),
+                Usage {
+                    workflow_steps: 1,
+                    ..Usage::default()
+                },
+            )
+        }),
+        _ => return Ok(None),
+    }))
+}
+
+/// Start of the tumbling window holding `event_time_us`.
+pub fn window_start(event_time_us: i64, size_us: i64) -> i64 {
+    event_time_us - event_time_us.rem_euclid(size_us)
+}
+
+/// The parts of a group key borrowed from one row.
+#[derive(Default)]
+struct GroupKeyParts<'a> {
+    model: &'a str,
+    provider: &'a str,
+    capsule: &'a str,
+}
+
+#[async_trait]
+impl Operator for UsageWindow {
+    fn outputs(&self) -> &'static [&'static str] {
+        &[OUT, USAGE]
+    }
+
+    async fn process(&mut self, batch: Batch, out: &mut Emitter) -> Result<(), NodeError> {
+        let late = self.absorb(batch.table, &batch.rows)?;
+        out.emit(OUT, batch);
+        // A late row's correction goes out now, not at the next watermark
+        // advance: after the stream's newest event nothing may advance it
+        // again (a replayed backlog read after a newer partition is all late).
+        if late > 0
+            && let Some(watermark) = self.watermark
+        {
+            self.close(watermark, out)?;
+        }
+        Ok(())
+    }
+
+    async fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Emitter,
+    ) -> Result<Option<Watermark>, NodeError> {
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
+        self.close(watermark, out)?;
+        Ok(Some(watermark))
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+        let mut changed = Vec::new();
+        for (name, windows) in &mut self.shards {
+            if windows.take_dirty() {
+                changed.push((name.clone(), windows.encode()?));
+            }
+        }
+        Ok(changed)
+    }
+
+    fn restore(&mut self, shard: &str, state: &[u8]) -> Result<(), NodeError> {
+        self.shards
+            .insert(shard.to_string(), ShardWindows::decode(state)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

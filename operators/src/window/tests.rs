@@ -1,0 +1,150 @@
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    new_null_array,
+};
+use datafusion::arrow::datatypes::Int64Type;
+use somaflow_pipeline::events::schema::kind_schema;
+
+use super::*;
+
+const MIN: i64 = 60_000_000;
+
+/// Conversations of tenant `t` in partition `p`, one per (event time, input tokens).
+fn conversations(p: i32, rows: &[(i64, i64)]) -> Batch {
+    let schema = kind_schema(EventKind::Conversation);
+    let n = rows.len();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.name().as_str() {
+                "event_time" => Arc::new(
+                    TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+                        .with_timezone("UTC"),
+                ),
+                // Not nullable in the schema; its value does not matter here.
+                "ingest_time" => {
+                    Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"))
+                }
+                "input_tokens" => Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                "source_partition" => Arc::new(Int32Array::from(vec![p; n])),
+                "rated_cost_usd" => crate::columns::decimal_array(
+                    rows.iter().map(|r| Some(i128::from(r.1) * 1000)).collect(),
+                )
+                .unwrap(),
+                "capsule_id" | "cost_usd" => new_null_array(f.data_type(), n),
+                name if f.data_type() == &datafusion::arrow::datatypes::DataType::Utf8 => {
+                    Arc::new(StringArray::from(vec![
+                        if name == "tenant_id" {
+                            "t1"
+                        } else {
+                            "x"
+                        };
+                        n
+                    ]))
+                }
+                _ if f.data_type() == &datafusion::arrow::datatypes::DataType::Int64 => {
+                    Arc::new(Int64Array::from(vec![0; n]))
+                }
+                _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                // Other required columns (times, partition): zeros of their type.
+                _ => datafusion::arrow::compute::cast(&Int64Array::from(vec![0; n]), f.data_type())
+                    .unwrap(),
+            }
+        })
+        .collect();
+    Batch::new(
+        "conversations",
+        RecordBatch::try_new(schema, columns).unwrap(),
+    )
+}
+
+async fn usage_at(op: &mut UsageWindow, watermark: i64) -> Vec<(i64, i64, i64)> {
+    let mut out = Emitter::default();
+    op.on_watermark(watermark, &mut out).await.unwrap();
+    usage_rows(&mut out)
+}
+
+/// (window start, input tokens, requests) of the usage rows `out` holds.
+fn usage_rows(out: &mut Emitter) -> Vec<(i64, i64, i64)> {
+    out.take()
+        .into_iter()
+        .filter(|(o, _)| *o == USAGE)
+        .flat_map(|(_, b)| {
+            let start = b
+                .rows
+                .column_by_name("window_start")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
+                .clone();
+            let input = b
+                .rows
+                .column_by_name("input_tokens")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            let requests = b
+                .rows
+                .column_by_name("requests")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            (0..start.len())
+                .map(move |i| (start.value(i), input.value(i), requests.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn windows_close_at_the_watermark_and_late_rows_become_corrections() {
+    let mut op = UsageWindow::new("window", 60);
+    let mut out = Emitter::default();
+    op.process(
+        conversations(0, &[(10, 5), (MIN + 1, 7), (20, 1)]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.take().len(), 1, "events pass through");
+    assert!(
+        usage_at(&mut op, MIN - 1).await.is_empty(),
+        "window still open"
+    );
+    assert_eq!(usage_at(&mut op, MIN).await, [(0, 6, 2)]);
+    // A late row for the closed window: its correction goes out with the
+    // batch, even if the watermark never moves again.
+    op.process(conversations(0, &[(30, 100)]), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(usage_rows(&mut out), [(0, 100, 1)]);
+    assert!(usage_at(&mut op, MIN + 10).await.is_empty(), "emitted once");
+    assert_eq!(usage_at(&mut op, 2 * MIN).await, [(MIN, 7, 1)]);
+}
+
+#[tokio::test]
+async fn state_survives_snapshot_and_restore_per_shard() {
+    let mut op = UsageWindow::new("window", 60);
+    let mut out = Emitter::default();
+    op.process(conversations(0, &[(10, 5)]), &mut out)
+        .await
+        .unwrap();
+    op.process(conversations(1, &[(11, 6)]), &mut out)
+        .await
+        .unwrap();
+    let snap = op.snapshot().unwrap();
+    assert_eq!(snap.len(), 2);
+    assert!(op.snapshot().unwrap().is_empty(), "nothing changed since");
+    let mut restored = UsageWindow::new("window", 60);
+    for (shard, state) in &snap {
+        restored.restore(shard, state).unwrap();
+    }
+    let mut rows = usage_at(&mut restored, MIN).await;
+    rows.sort();
+    assert_eq!(rows, [(0, 5, 1), (0, 6, 1)], "one row per shard, additive");
+    assert!(restored.restore("x@0", b"not json").is_err());
+}

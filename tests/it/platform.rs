@@ -1,0 +1,437 @@
+//! The platform operators end to end (real tansu, ClickHouse and Redis):
+//! token accounting exact to the cent in `usage_1m` and ClickHouse's hourly
+//! rollup through SIGKILLs and late events; budgets crossed exactly once
+//! across two workers and a Redis outage, with dispatch refused after.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{
+    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, Somaflow, kafka_broker, kafka_serial,
+    post_ndjson, producer_report, sql, sql_number,
+};
+
+/// Decimal text ("12.5", "-0.000000001") → nano units.
+fn nanos(text: &str) -> i128 {
+    let text = text.trim().trim_matches('"');
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let frac = format!("{frac:0<9}");
+    let whole: i128 = whole
+        .parse()
+        .unwrap_or_else(|_| panic!("not a decimal: {text:?}"));
+    sign * (whole * 1_000_000_000 + frac[..9].parse::<i128>().expect("fraction"))
+}
+
+fn value_nanos(v: &Value) -> i128 {
+    match v {
+        Value::String(s) => nanos(s),
+        Value::Number(n) => nanos(&n.to_string()),
+        Value::Null => 0,
+        other => panic!("not a decimal: {other}"),
+    }
+}
+
+/// List prices per model from config/prices.toml, read independently of
+/// the engine: nano-USD per 1M tokens (input, cached input, output, reasoning).
+fn list_prices() -> BTreeMap<String, [i128; 4]> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prices.toml"),
+    )
+    .expect("config/prices.toml");
+    let mut prices = BTreeMap::new();
+    for block in text.split("[[prices]]").skip(1) {
+        let field = |name: &str| {
+            block.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| {
+                    v.split('#')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_matches('"')
+                        .to_string()
+                })
+            })
+        };
+        assert!(
+            field("tenant").is_none(),
+            "the test expects list prices only"
+        );
+        let model = field("model").expect("model");
+        let output = nanos(&field("output").expect("output"));
+        let price = [
+            nanos(&field("input").expect("input")),
+            nanos(&field("cached_input").expect("cached_input")),
+            output,
+            field("reasoning").map_or(output, |r| nanos(&r)),
+        ];
+        // Newest price wins; every shipped price is already in effect.
+        let from = field("effective_from").expect("effective_from");
+        assert!(from.as_str() <= chrono::Utc::now().format("%Y-%m-%d").to_string().as_str());
+        prices.insert(model, price);
+    }
+    prices
+}
+
+/// A billing event dated `ahead` in the future: it moves the watermark past
+/// every window of the test's traffic, so all of them close.
+async fn close_all_windows(node: &Somaflow, ahead: chrono::Duration) {
+    let time = (chrono::Utc::now() + ahead).to_rfc3339();
+    let tick = format!(
+        r#"{{"specversion":"1.0","id":"tick-{}","source":"/test","type":"soma.billing.v1","time":"{time}","tenantid":"tick","data":{{"meter":"tick","quantity":"1","unit":"tick"}}}}"#,
+        chrono::Utc::now().timestamp_micros()
+    );
+    let (status, body) = post_ndjson(&reqwest::Client::new(), &node.url(), &[tick.into()])
+        .await
+        .expect("POST the tick event");
+    assert_eq!(status, 202, "tick event: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_cost_are_exact_to_the_cent_through_sigkills_and_late_events() {
+    let _serial = kafka_serial().await;
+    let brokers = kafka_broker();
+    let redis = PrivateRedis::start().await;
+    let scenario = ClusterScenario::platform(&brokers, 4, &redis.url());
+    scenario.import_tenants();
+    let producer = scenario.produce(&[
+        "--rate",
+        "1500",
+        "--duration",
+        "40s",
+        "--seed",
+        "33",
+        "--late-percent",
+        "5",
+    ]);
+    let mut worker = scenario.worker("w1", &[FAST_CHECKPOINTS]);
+    worker.wait_ready().await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        worker.restart();
+        worker.wait_ready().await;
+    }
+    let report = producer_report(producer);
+    let conversations = report.stats.kinds["conversations"].count as i128;
+    assert!(conversations > 10_000, "a real stream: {conversations}");
+    close_all_windows(&worker, chrono::Duration::minutes(3)).await;
+
+    let base = worker.url();
+    worker
+        .wait_until(
+            "every conversation counted in usage_1m",
+            Duration::from_secs(180),
+            || {
+                let base = base.clone();
+                async move {
+                    sql_number(&base, "SELECT count(*) FROM conversations").await == conversations
+                        && sql_number(&base, "SELECT sum(requests) FROM usage_1m").await
+                            == conversations
+                }
+            },
+        )
+        .await;
+
+    // The independent computation: tokens of the lake's raw rows × prices.
+    let prices = list_prices();
+    let raw = sql(
+        &base,
+        "SELECT tenant_id, model, sum(input_tokens - cached_input_tokens), sum(cached_input_tokens), \
+         sum(output_tokens - reasoning_tokens), sum(reasoning_tokens), count(*) \
+         FROM conversations GROUP BY tenant_id, model",
+    )
+    .await;
+    let mut expected: BTreeMap<(String, String), (i128, i128)> = BTreeMap::new();
+    for row in &raw {
+        let (tenant, model) = (row[0].as_str().unwrap(), row[1].as_str().unwrap());
+        let p = prices
+            .get(model)
+            .unwrap_or_else(|| panic!("no price for {model}"));
+        let tokens: Vec<i128> = (2..6).map(|i| row[i].as_i64().unwrap() as i128).collect();
+        let micro: i128 = (0..4).map(|i| tokens[i] * p[i]).sum();
+        expected.insert(
+            (tenant.to_string(), model.to_string()),
+            (micro / 1_000_000, row[6].as_i64().unwrap() as i128),
+        );
+    }
+    let usage = sql(
+        &base,
+        "SELECT tenant_id, model, CAST(sum(cost_usd) AS VARCHAR), sum(requests) FROM usage_1m \
+         WHERE requests > 0 GROUP BY tenant_id, model",
+    )
+    .await;
+    assert_eq!(usage.len(), expected.len(), "one group per tenant × model");
+    const CENT: i128 = 10_000_000;
+    for row in &usage {
+        let key = (
+            row[0].as_str().unwrap().to_string(),
+            row[1].as_str().unwrap().to_string(),
+        );
+        let (cost, requests) = expected[&key];
+        let got = value_nanos(&row[2]);
+        assert!(
+            (got - cost).abs() < CENT,
+            "{key:?}: usage_1m {got} vs computed {cost} nano-USD"
+        );
+        assert_eq!(
+            row[3].as_i64().unwrap() as i128,
+            requests,
+            "{key:?} requests"
+        );
+    }
+    // Late events became additive corrections: some windows have several rows.
+    let corrected = sql_number(
+        &base,
+        "SELECT count(*) FROM (SELECT tenant_id, window_start, model, capsule_id FROM usage_1m \
+         WHERE requests > 0 GROUP BY tenant_id, window_start, model, capsule_id HAVING count(*) > 1)",
+    )
+    .await;
+    assert!(corrected > 0, "5% late events produced correction rows");
+
+    // ClickHouse's hourly rollup: the same totals, once each.
+    let ch = &scenario.clickhouse;
+    let settled = async {
+        for _ in 0..120 {
+            if ch.number("SELECT sum(requests) FROM usage_1h").await == conversations {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        false
+    }
+    .await;
+    assert!(
+        settled,
+        "usage_1h requests {} != {conversations}",
+        ch.number("SELECT sum(requests) FROM usage_1h").await
+    );
+    let rollup = ch
+        .query(
+            "SELECT tenant_id, model, toString(sum(cost_usd)) FROM usage_1h WHERE requests > 0 \
+             GROUP BY tenant_id, model FORMAT TSV",
+        )
+        .await;
+    let mut seen = 0;
+    for line in rollup.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let key = (cols[0].to_string(), cols[1].to_string());
+        let (cost, _) = expected[&key];
+        let got = nanos(cols[2]);
+        assert!(
+            (got - cost).abs() < CENT,
+            "{key:?}: usage_1h {got} vs computed {cost}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_cross_once_across_two_workers_and_a_redis_outage_then_dispatch_is_refused() {
+    let _serial = kafka_serial().await;
+    let brokers = kafka_broker();
+    let redis = PrivateRedis::start().await;
+    let scenario = ClusterScenario::platform(&brokers, 4, &redis.url());
+    scenario.import_tenants();
+    // The busiest tenant gets a small budget it crosses during the stream.
+    let tenant = "tenant-0000";
+    redis::cmd("HSET")
+        .arg(format!("tenant:{tenant}"))
+        .arg("monthly_budget_usd")
+        .arg("3")
+        .exec(&mut redis.connection())
+        .expect("set the budget");
+    let producer = scenario.produce(&["--rate", "1500", "--duration", "45s", "--seed", "34"]);
+    let a = scenario.worker("a", &[FAST_CHECKPOINTS]);
+    let b = scenario.worker("b", &[FAST_CHECKPOINTS]);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    // Redis stops answering for 20 s: the pipeline keeps flowing.
+    let before = sql_number(&a.url(), "SELECT count(*) FROM conversations").await;
+    redis.pause();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = sql_number(&a.url(), "SELECT count(*) FROM conversations").await;
+    let ready = reqwest::get(format!("{}/ready", a.url()))
+        .await
+        .expect("GET /ready");
+    assert_eq!(
+        ready.status(),
+        200,
+        "Redis down does not make a worker unready"
+    );
+    let ready: Value = ready.json().await.expect("ready JSON");
+    let warnings = ready["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("Redis"))),
+        "/ready warns that Redis is down: {ready}"
+    );
+    redis.resume();
+    assert!(
+        during > before + 1000,
+        "rows kept flowing while Redis was down: {before} → {during}"
+    );
+
+    let report = producer_report(producer);
+    let conversations = report.stats.kinds["conversations"].count as i128;
+    close_all_windows(&a, chrono::Duration::minutes(3)).await;
+    let base = a.url();
+    a.wait_until("every conversation in the lake", Duration::from_secs(180), || {
+        let base = base.clone();
+        async move { sql_number(&base, "SELECT count(*) FROM conversations").await == conversations }
+    })
+    .await;
+
+    // Budgets stay exact: the shared counter = the tenant's billed spend.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let spend = sql(
+        &base,
+        &format!(
+            "SELECT CAST(sum(coalesce(cost_usd, rated_cost_usd)) AS VARCHAR) FROM conversations \
+             WHERE tenant_id = '{tenant}' AND date_format(event_time, '%Y-%m') = '{month}'"
+        ),
+    )
+    .await;
+    let spend = value_nanos(&spend[0][0]);
+    assert!(
+        spend > 3_000_000_000,
+        "the tenant spent past its $3 budget: {spend} nano-USD"
+    );
+    let key = format!("budget:{tenant}:{month}");
+    let mut total = 0i128;
+    for _ in 0..60 {
+        let t: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("total")
+            .query(&mut redis.connection())
+            .expect("HGET total");
+        total = t.map_or(0, |t| t.parse().expect("integer total"));
+        if total == spend {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        total, spend,
+        "Redis month-to-date spend = the lake's, to the nano-dollar"
+    );
+
+    // Exactly one soft and one hard crossing, in the lake and in ClickHouse.
+    a.wait_until("both crossings committed", Duration::from_secs(60), || {
+        let base = base.clone();
+        async move {
+            sql_number(
+                &base,
+                &format!("SELECT count(*) FROM budget_events WHERE tenant_id = '{tenant}'"),
+            )
+            .await
+                >= 2
+        }
+    })
+    .await;
+    let levels = sql(
+        &base,
+        &format!("SELECT level, count(*) FROM budget_events WHERE tenant_id = '{tenant}' GROUP BY level ORDER BY level"),
+    )
+    .await;
+    assert_eq!(
+        levels,
+        vec![
+            vec![Value::from("hard"), Value::from(1)],
+            vec![Value::from("soft"), Value::from(1)]
+        ]
+    );
+    assert_eq!(
+        sql_number(&base, "SELECT count(*) FROM budget_events").await,
+        sql_number(&base, "SELECT count(DISTINCT event_id) FROM budget_events").await,
+        "no crossing emitted twice for any tenant"
+    );
+    let ch = &scenario.clickhouse;
+    for _ in 0..60 {
+        if ch
+            .number(&format!(
+                "SELECT count() FROM budget_events FINAL WHERE tenant_id = '{tenant}'"
+            ))
+            .await
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        ch.number(&format!(
+            "SELECT count() FROM budget_events FINAL WHERE tenant_id = '{tenant}'"
+        ))
+        .await,
+        2
+    );
+
+    // After the hard crossing the tenant's queued steps are refused.
+    let refused = sql_number(
+        &base,
+        &format!(
+            "SELECT count(*) FROM policy_decisions WHERE tenant_id = '{tenant}' AND reason = 'budget_exceeded'"
+        ),
+    )
+    .await;
+    assert!(
+        refused > 0,
+        "dispatch refused queued steps after the hard crossing"
+    );
+    let wrongly_refused = sql_number(
+        &base,
+        "SELECT count(*) FROM policy_decisions p WHERE reason = 'budget_exceeded' \
+         AND tenant_id NOT IN (SELECT tenant_id FROM budget_events WHERE level = 'hard')",
+    )
+    .await;
+    assert_eq!(
+        wrongly_refused, 0,
+        "only tenants over their hard budget are refused"
+    );
+
+    // GET /v1/budgets agrees with the ledger and the events, on both workers.
+    let budget = |base: String, path: String| async move {
+        let resp = reqwest::get(format!("{base}/v1/budgets/{path}"))
+            .await
+            .expect("GET /v1/budgets");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.expect("JSON answer"))
+    };
+    for node in [&a, &b] {
+        let (status, body) = budget(node.url(), format!("{tenant}?month={month}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["tenant"], tenant);
+        assert_eq!(body["month"], month.as_str());
+        assert_eq!(body["status"], "hard_exceeded", "{body}");
+        assert_eq!(value_nanos(&body["spend_usd"]), total, "{body}");
+        assert_eq!(value_nanos(&body["budget_usd"]), 3_000_000_000, "{body}");
+        assert!(body["soft_crossed_at_spend_usd"].is_string(), "{body}");
+        assert!(body["hard_crossed_at_spend_usd"].is_string(), "{body}");
+    }
+    redis::cmd("HSET")
+        .arg("tenant:tenant-idle")
+        .arg("monthly_budget_usd")
+        .arg("10")
+        .exec(&mut redis.connection())
+        .expect("an idle tenant");
+    let (status, body) = budget(base.clone(), "tenant-idle".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(value_nanos(&body["spend_usd"]), 0, "{body}");
+    let (status, body) = budget(base.clone(), "tenant-never-seen".into()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_tenant", "{body}");
+    let (status, body) = budget(base.clone(), format!("{tenant}?month=2026-13")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_month", "{body}");
+}
