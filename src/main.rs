@@ -73,6 +73,21 @@ enum Command {
         #[command(subcommand)]
         action: TenantsAction,
     },
+    /// Mint a bearer token signed with `[auth] secret` (SOMAFLOW_AUTH__SECRET).
+    Token {
+        /// The tenant the token sees; omit for every tenant (needs `admin`).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// events:write, usage:read, billing:read, billing:admin, sql:read, admin
+        #[arg(long, value_delimiter = ',', default_value = "usage:read,billing:read")]
+        scopes: Vec<String>,
+        /// The token's `sub` claim.
+        #[arg(long, default_value = "somaflow-cli")]
+        subject: String,
+        /// How long the token is valid (e.g. 30m, 24h, 720h).
+        #[arg(long, default_value = "24h", value_parser = app::produce::parse_duration)]
+        ttl: Duration,
+    },
     /// Apply the ClickHouse migrations of sql/clickhouse/ to `[clickhouse]`
     /// (also done at startup when `clickhouse.migrate = true`).
     Migrate,
@@ -262,6 +277,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = app::tenants::import(&config, &file, capsules.as_deref()).await?;
             println!("{report}");
             Ok(())
+        }
+        Command::Token {
+            tenant,
+            scopes,
+            subject,
+            ttl,
+        } => {
+            app::telemetry::init("warn");
+            let config = load_config(cli.config)?;
+            app::token::run(&config, tenant.as_deref(), &scopes, &subject, ttl)
         }
         Command::Migrate => {
             app::telemetry::init("warn");

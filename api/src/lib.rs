@@ -1,6 +1,7 @@
 //! The HTTP API (axum) and the commands of the `somaflow` binary.
 
 pub mod app;
+pub mod auth;
 pub mod error;
 pub mod ingest;
 pub mod routes;

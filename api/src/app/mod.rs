@@ -16,6 +16,7 @@ pub mod registry;
 pub mod sql;
 pub mod telemetry;
 pub mod tenants;
+pub mod token;
 pub mod topics;
 
 pub use node::EmbeddedNode;

@@ -48,6 +48,7 @@ pub struct Config {
     /// Base folder for the log, checkpoints and lake when their own paths are unset.
     pub data_dir: PathBuf,
     pub server: ServerConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     pub checkpoint: CheckpointConfig,
     pub pipeline: PipelineConfig,
@@ -150,6 +151,33 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
 }
 
+/// Bearer-token auth of the API (HS256 JWTs, `somaflow token` mints them).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The HS256 signing secret, at least 32 bytes; empty turns auth off.
+    /// Better set through `SOMAFLOW_AUTH__SECRET` than written in a file.
+    pub secret: String,
+}
+
+/// The shortest HS256 secret accepted: the hash's own size (RFC 7518 §3.2).
+pub const MIN_AUTH_SECRET_BYTES: usize = 32;
+
+/// Never prints the secret (configs end up in logs).
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("secret", &if self.enabled() { "<set>" } else { "<unset>" })
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.secret.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -219,6 +247,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./data"),
             server: ServerConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
             checkpoint: CheckpointConfig::default(),
             pipeline: PipelineConfig::default(),
@@ -353,6 +382,15 @@ impl Config {
                 format!("{:?} is not host:port ({e})", self.server.listen),
             )
         })?;
+        if self.auth.enabled() && self.auth.secret.len() < MIN_AUTH_SECRET_BYTES {
+            return Err(ConfigError::key(
+                "auth.secret",
+                format!(
+                    "is {} bytes; an HS256 secret needs at least {MIN_AUTH_SECRET_BYTES} (generate one with `openssl rand -hex 32`)",
+                    self.auth.secret.len()
+                ),
+            ));
+        }
         let positive = [
             (
                 "server.body_limit_bytes",
@@ -517,6 +555,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("checkpoint.interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_short_auth_secret_is_named_and_never_printed() {
+        let err = load("[auth]\nsecret = \"tooshort\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.secret") && err.contains("32"), "{err}");
+        let long = "x".repeat(MIN_AUTH_SECRET_BYTES);
+        let config = load(&format!("[auth]\nsecret = \"{long}\"\n"), &[]).unwrap();
+        assert!(config.auth.enabled());
+        assert!(!format!("{config:?}").contains(&long));
     }
 
     #[test]

@@ -1,0 +1,32 @@
+//! `somaflow token`: mints a bearer token with the configured `[auth]`
+//! secret, for local use and tests (production tokens come from the
+//! platform's identity provider, signed with the same secret).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use somaflow_pipeline::Config;
+
+use crate::auth::{Scopes, mint};
+
+/// Prints a token for `tenant` (none: every tenant, which needs `admin`).
+pub fn run(
+    config: &Config,
+    tenant: Option<&str>,
+    scopes: &[String],
+    subject: &str,
+    ttl: Duration,
+) -> anyhow::Result<()> {
+    if !config.auth.enabled() {
+        bail!(
+            "auth is off: set `[auth] secret` in the config or SOMAFLOW_AUTH__SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`)"
+        );
+    }
+    let scopes = Scopes::parse(scopes.iter().map(String::as_str)).context("--scopes")?;
+    if tenant.is_none() && !scopes.grants(crate::auth::Scope::Admin) {
+        bail!("a token without --tenant sees every tenant, so it needs the `admin` scope");
+    }
+    let token = mint(config.auth.secret.as_bytes(), subject, tenant, scopes, ttl)?;
+    println!("{token}");
+    Ok(())
+}
