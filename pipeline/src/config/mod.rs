@@ -1,6 +1,7 @@
 //! The TOML configuration: one file, `SOMAFLOW_…` environment overrides, and
 //! startup validation that names the key and the reason.
 
+mod auth;
 mod clickhouse;
 mod cluster;
 mod env;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::{AuthConfig, MIN_AUTH_SECRET_BYTES};
 pub use clickhouse::{ClickHouseConfig, is_identifier};
 pub use cluster::{ClusterConfig, ClusterMode, is_valid_worker_id};
 pub use env::apply_env_overrides;
@@ -149,33 +151,6 @@ impl KafkaConfig {
 pub struct ServerConfig {
     pub listen: String,
     pub body_limit_bytes: usize,
-}
-
-/// Bearer-token auth of the API (HS256 JWTs, `somaflow token` mints them).
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// The HS256 signing secret, at least 32 bytes; empty turns auth off.
-    /// Better set through `SOMAFLOW_AUTH__SECRET` than written in a file.
-    pub secret: String,
-}
-
-/// The shortest HS256 secret accepted: the hash's own size (RFC 7518 §3.2).
-pub const MIN_AUTH_SECRET_BYTES: usize = 32;
-
-/// Never prints the secret (configs end up in logs).
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("secret", &if self.enabled() { "<set>" } else { "<unset>" })
-            .finish()
-    }
-}
-
-impl AuthConfig {
-    pub fn enabled(&self) -> bool {
-        !self.secret.is_empty()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,30 @@
+//! `[auth]`: the API's bearer-token secret.
+
+use serde::{Deserialize, Serialize};
+
+/// Bearer-token auth of the API (HS256 JWTs, `somaflow token` mints them).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The HS256 signing secret, at least 32 bytes; empty turns auth off.
+    /// Better set through `SOMAFLOW_AUTH__SECRET` than written in a file.
+    pub secret: String,
+}
+
+/// The shortest HS256 secret accepted: the hash's own size (RFC 7518 §3.2).
+pub const MIN_AUTH_SECRET_BYTES: usize = 32;
+
+/// Never prints the secret (configs end up in logs).
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("secret", &if self.enabled() { "<set>" } else { "<unset>" })
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.secret.is_empty()
+    }
+}
