@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::AuthError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -25,6 +27,11 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u32,
     },
+    /// 401 (no valid token) or 403 (the token may not).
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error("too many requests for this token; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u32 },
     #[error("{0}")]
     Internal(String),
 }
@@ -47,6 +54,9 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::NotConfigured { code, .. } => (StatusCode::NOT_IMPLEMENTED, code),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Auth(e) if e.is_unauthenticated() => (StatusCode::UNAUTHORIZED, e.code()),
+            ApiError::Auth(e) => (StatusCode::FORBIDDEN, e.code()),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -64,12 +74,23 @@ impl IntoResponse for ApiError {
             tracing::error!(%code, error = %self, "request failed");
         }
         let mut response = (status, Json(error_body(code, &self.to_string()))).into_response();
-        if let ApiError::Unavailable {
-            retry_after_secs, ..
-        } = &self
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        let retry_after = match &self {
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: say which scheme the server wants.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

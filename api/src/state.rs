@@ -5,8 +5,9 @@ use std::sync::Arc;
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::runtime::PipelineStatus;
 use somaflow_sinks::clickhouse::ClickHouseHealth;
-use somaflow_sql::LakeSql;
+use somaflow_sql::{LakeSql, QueryLimits};
 
+use crate::auth::Access;
 use crate::ingest::Ingest;
 use crate::routes::budgets::Budgets;
 
@@ -14,6 +15,7 @@ use crate::routes::budgets::Budgets;
 pub struct AppState {
     pub ingest: Ingest,
     pub sql: Arc<LakeSql>,
+    pub sql_limits: QueryLimits,
     pub pipeline: Arc<PipelineStatus>,
     pub time_bounds: TimeBounds,
     pub body_limit: usize,
@@ -21,4 +23,6 @@ pub struct AppState {
     pub clickhouse: Option<ClickHouseHealth>,
     /// Budget reads (`GET /v1/budgets/{tenant}`) when `[redis]` has a url.
     pub budgets: Option<Budgets>,
+    /// Token checks and per-token rate limits of every `/v1` route.
+    pub access: Arc<Access>,
 }

@@ -13,3 +13,4 @@ mod policy;
 mod roundtrip;
 mod shutdown;
 mod support;
+mod tenancy;

@@ -8,9 +8,10 @@ use anyhow::Context;
 use somaflow_pipeline::Config;
 use somaflow_pipeline::runtime::PipelineStatus;
 use somaflow_sinks::clickhouse::ClickHouseHealth;
-use somaflow_sql::LakeSql;
+use somaflow_sql::{LakeSql, QueryLimits};
 use tokio::sync::oneshot;
 
+use crate::auth::Access;
 use crate::ingest::Ingest;
 use crate::routes::budgets::Budgets;
 use crate::server::{bind, router};
@@ -35,6 +36,10 @@ impl HttpServer {
         let state = AppState {
             ingest,
             sql: Arc::new(sql),
+            sql_limits: QueryLimits {
+                timeout: std::time::Duration::from_millis(config.sql.timeout_ms),
+                max_rows: config.sql.max_rows,
+            },
             pipeline,
             time_bounds: config.time_bounds(),
             body_limit: config.server.body_limit_bytes,
@@ -42,8 +47,10 @@ impl HttpServer {
                 .writes_clickhouse()
                 .then(|| ClickHouseHealth::spawn(&config.clickhouse)),
             budgets,
+            access: Access::from_config(&config.auth),
         };
-        let (listener, addr) = bind(&config.server.listen).await?;
+        let listen = listen_address(config);
+        let (listener, addr) = bind(&listen).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(state);
         let task = tokio::spawn(async move {
@@ -69,4 +76,34 @@ impl HttpServer {
     pub fn abort(self) {
         let _ = self.stop.send(());
     }
+}
+
+/// `server.listen`, or, with auth off, the same port on localhost: an
+/// unauthenticated API must not be reachable from other hosts.
+fn listen_address(config: &Config) -> String {
+    if config.auth.enabled() {
+        return config.server.listen.clone();
+    }
+    let requested: Option<SocketAddr> = config.server.listen.parse().ok();
+    let local = match requested {
+        Some(addr) if addr.ip().is_loopback() => addr,
+        Some(addr) => {
+            let local = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+            tracing::warn!(
+                requested = %addr, listening = %local,
+                "auth is off, so the API listens on localhost only, not on server.listen"
+            );
+            local
+        }
+        None => return config.server.listen.clone(),
+    };
+    tracing::warn!(
+        "AUTH IS OFF: every request to http://{local} is an anonymous admin. \
+         Set `[auth] secret` (or SOMAFLOW_AUTH__SECRET, at least 32 bytes) before \
+         serving anyone but yourself; `somaflow token` then mints tokens"
+    );
+    eprintln!(
+        "warning: auth is off; the API answers anyone on {local} as admin. Set [auth] secret to turn it on."
+    );
+    local.to_string()
 }

@@ -5,9 +5,11 @@
 //! mints tokens for local use with [`mint`].
 
 mod claims;
+mod guard;
 mod scopes;
 
 pub use claims::{Principal, TokenVerifier, mint};
+pub use guard::{Access, Caller};
 pub use scopes::{Scope, Scopes};
 
 /// Why a request is refused: 401 for the token, 403 for what it may do.
@@ -25,7 +27,7 @@ pub enum AuthError {
     UnknownScope(String),
     #[error("the token lacks the `{0}` scope")]
     MissingScope(Scope),
-    #[error("the token is for tenant `{token}` and cannot read tenant `{requested}`")]
+    #[error("the token is for tenant `{token}` and cannot reach tenant `{requested}`")]
     OtherTenant { token: String, requested: String },
     #[error("name a tenant: this token is not bound to one")]
     TenantRequired,

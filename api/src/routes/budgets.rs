@@ -25,6 +25,7 @@ use somaflow_operators::enrich::read_tenant;
 use somaflow_operators::redis_link::{RedisLink, RedisLinkError};
 use somaflow_pipeline::Config;
 
+use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -133,11 +134,14 @@ pub struct BudgetAnswer {
 
 pub async fn get_budget(
     State(state): State<AppState>,
+    caller: Caller,
     tenant: Result<Path<String>, PathRejection>,
     query: Result<Query<BudgetQuery>, QueryRejection>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
     let Path(tenant) =
         tenant.map_err(|e| ApiError::bad_request("invalid_tenant", e.body_text()))?;
+    caller.require(Scope::BillingRead)?;
+    caller.tenant(Some(&tenant))?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(
             "invalid_query",
@@ -176,9 +180,8 @@ async fn answer(
     )
 }
 
-/// Whether the caller may see `tenant`'s budget. For now: any well-formed
-/// id. Issue 6 (JWT): the token's tenant must be `tenant` (or the token
-/// carries an admin scope); add that check here, before anything is read.
+/// Whether `tenant` is a well-formed id (the caller's right to it is
+/// checked before, from its token).
 fn visible_tenant(tenant: &str) -> Result<(), ApiError> {
     if tenant.is_empty()
         || tenant.len() > MAX_TENANT_LEN

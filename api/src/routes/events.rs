@@ -12,6 +12,7 @@ use serde::Serialize;
 use somaflow_pipeline::events::{BodyFormat, parse_event, split_body};
 use somaflow_pipeline::metrics::metrics;
 
+use crate::auth::{AuthError, Caller, Scope};
 use crate::error::ApiError;
 use crate::ingest::{Checked, IngestError};
 use crate::state::AppState;
@@ -33,9 +34,11 @@ const MEDIA_TYPES: &str =
 
 pub async fn post_events(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
+    let own_tenant = caller.require(Scope::EventsWrite)?.tenant.clone();
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge {
@@ -84,6 +87,20 @@ pub async fn post_events(
             raw: share(&body, record),
             verdict,
         });
+    }
+    // A tenant's token writes only its own tenant's events. The whole
+    // request is refused, nothing stored: a dead letter would land the
+    // bytes in the other tenant's rows.
+    if let Some(own) = &own_tenant
+        && let Some(other) = checked.iter().find_map(|c| match &c.verdict {
+            Ok((_, tenant)) if tenant != own => Some(tenant.clone()),
+            _ => None,
+        })
+    {
+        return Err(ApiError::Auth(AuthError::OtherTenant {
+            token: own.clone(),
+            requested: other,
+        }));
     }
     let accepted = records.len() - rejected.len();
     state

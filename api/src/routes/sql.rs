@@ -1,5 +1,7 @@
 //! `POST /v1/sql`: `{"sql": "..."}` → `{"columns", "rows"}`, or CSV when the
-//! client sends `Accept: text/csv`. Only read queries run.
+//! client sends `Accept: text/csv`. Only read queries run, within
+//! `[sql]`'s time and row limits; a tenant's token queries views of its
+//! own rows only (see `somaflow_sql::LakeSql::query_scoped`).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +10,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use somaflow_sql::TenantScope;
+
+use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -18,6 +23,7 @@ pub struct SqlRequest {
 
 pub async fn post_sql(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     request: Result<Json<SqlRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -27,13 +33,22 @@ pub async fn post_sql(
             format!("{}; send {{\"sql\": \"SELECT …\"}}", e.body_text()),
         )
     })?;
-    let result = state.sql.query(&request.sql).await.map_err(|e| {
-        if e.is_client_error() {
-            ApiError::bad_request("invalid_query", e.to_string())
-        } else {
-            ApiError::Internal(e.to_string())
-        }
-    })?;
+    caller.require(Scope::SqlRead)?;
+    let tenant = caller.tenant(None)?;
+    let scope = tenant
+        .as_deref()
+        .map_or(TenantScope::All, TenantScope::Tenant);
+    let result = state
+        .sql
+        .query_scoped(&request.sql, scope, state.sql_limits)
+        .await
+        .map_err(|e| {
+            if e.is_client_error() {
+                ApiError::bad_request(e.code(), e.to_string())
+            } else {
+                ApiError::Internal(e.to_string())
+            }
+        })?;
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

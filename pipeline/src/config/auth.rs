@@ -1,14 +1,29 @@
-//! `[auth]`: the API's bearer-token secret.
+//! `[auth]`: the API's bearer-token secret and per-token rate limit.
 
 use serde::{Deserialize, Serialize};
 
 /// Bearer-token auth of the API (HS256 JWTs, `somaflow token` mints them).
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// The HS256 signing secret, at least 32 bytes; empty turns auth off.
     /// Better set through `SOMAFLOW_AUTH__SECRET` than written in a file.
     pub secret: String,
+    /// Requests a second each token may make on average (0: no limit);
+    /// beyond it the API answers 429 with `Retry-After`.
+    pub requests_per_second: u32,
+    /// Requests a token may make at once above the average (0: the rate).
+    pub request_burst: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            requests_per_second: 100,
+            request_burst: 200,
+        }
+    }
 }
 
 /// The shortest HS256 secret accepted: the hash's own size (RFC 7518 §3.2).
@@ -19,6 +34,8 @@ impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
             .field("secret", &if self.enabled() { "<set>" } else { "<unset>" })
+            .field("requests_per_second", &self.requests_per_second)
+            .field("request_burst", &self.request_burst)
             .finish()
     }
 }

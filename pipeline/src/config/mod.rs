@@ -6,6 +6,7 @@ mod clickhouse;
 mod cluster;
 mod env;
 mod platform;
+mod sql;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use platform::{
     AccountingConfig, BudgetConfig, DispatchConfig, EnrichConfig, PolicyConfig, RedisConfig,
     WindowConfig,
 };
+pub use sql::SqlConfig;
 
 /// A configuration mistake, reported at startup.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub sql: SqlConfig,
     pub log: LogConfig,
     pub checkpoint: CheckpointConfig,
     pub pipeline: PipelineConfig,
@@ -223,6 +226,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
+            sql: SqlConfig::default(),
             log: LogConfig::default(),
             checkpoint: CheckpointConfig::default(),
             pipeline: PipelineConfig::default(),
@@ -372,6 +376,8 @@ impl Config {
                 self.server.body_limit_bytes as u64,
             ),
             ("log.segment_bytes", self.log.segment_bytes),
+            ("sql.timeout_ms", self.sql.timeout_ms),
+            ("sql.max_rows", self.sql.max_rows as u64),
             ("checkpoint.interval_ms", self.checkpoint.interval_ms),
             ("checkpoint.keep", self.checkpoint.keep as u64),
             ("pipeline.batch_rows", self.pipeline.batch_rows as u64),

@@ -3,11 +3,13 @@
 //! lake assertions, the Kafka side (broker, cluster scenarios) and the
 //! ClickHouse side live in the submodules.
 
+mod auth;
 mod clickhouse;
 mod kafka;
 mod lake;
 mod redis;
 
+pub use auth::*;
 pub use clickhouse::*;
 pub use kafka::*;
 pub use lake::*;

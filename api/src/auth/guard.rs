@@ -1,0 +1,177 @@
+//! Who may call: the [`Caller`] extractor every `/v1` handler takes. With
+//! `[auth] secret` set, it verifies the bearer token and charges the
+//! token's rate limit; without one (the embedded demo), every caller is an
+//! anonymous admin and the server binds to localhost only (see
+//! `app::http`).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use somaflow_pipeline::config::AuthConfig;
+
+use super::{AuthError, Principal, Scope, Scopes, TokenVerifier};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How requests are authenticated.
+pub enum Access {
+    /// Bearer tokens checked, each with its own rate limit (`None`: no limit).
+    Enforced {
+        verifier: Box<TokenVerifier>,
+        limiter: Option<DefaultKeyedRateLimiter<u64>>,
+    },
+    /// Auth is off: everyone is an anonymous admin.
+    Open,
+}
+
+impl Access {
+    pub fn from_config(config: &AuthConfig) -> Arc<Access> {
+        if !config.enabled() {
+            return Arc::new(Access::Open);
+        }
+        let limiter = NonZeroU32::new(config.requests_per_second).map(|rate| {
+            let burst = NonZeroU32::new(config.request_burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Arc::new(Access::Enforced {
+            verifier: Box::new(TokenVerifier::hs256(config.secret.as_bytes())),
+            limiter,
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self, Access::Open)
+    }
+
+    /// The caller of a request with this `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        let Access::Enforced { verifier, limiter } = self else {
+            return Ok(Principal {
+                subject: "anonymous".into(),
+                tenant: None,
+                scopes: Scopes::parse([Scope::Admin.as_str()]).map_err(ApiError::Auth)?,
+            });
+        };
+        let principal = verifier.verify_header(header).map_err(ApiError::Auth)?;
+        if let (Some(limiter), Some(header)) = (limiter, header) {
+            // Keyed by the token itself: two tokens of one subject are two
+            // budgets, as the issuer meant them.
+            let key = xxhash_rust::xxh3::xxh3_64(header.trim().as_bytes());
+            if let Err(not_until) = limiter.check_key(&key) {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                return Err(ApiError::RateLimited {
+                    retry_after_secs: retry_after_secs(wait),
+                });
+            }
+        }
+        Ok(principal)
+    }
+}
+
+/// `Retry-After` is whole seconds; round up so a client that waits that
+/// long is let through.
+fn retry_after_secs(wait: Duration) -> u32 {
+    u32::try_from(wait.as_millis().div_ceil(1000))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// The authenticated caller of a request.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// The principal, if it holds `scope` (403 otherwise).
+    pub fn require(&self, scope: Scope) -> Result<&Principal, ApiError> {
+        self.0.require(scope).map_err(ApiError::Auth)?;
+        Ok(&self.0)
+    }
+
+    /// The tenant the request may read (see [`Principal::visible_tenant`]).
+    pub fn tenant(&self, requested: Option<&str>) -> Result<Option<String>, ApiError> {
+        self.0.visible_tenant(requested).map_err(ApiError::Auth)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().map_err(|_| ApiError::Auth(AuthError::NotBearer)))
+            .transpose()?;
+        state.access.authenticate(header).map(Caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::mint;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn enforced(rate: u32, burst: u32) -> Arc<Access> {
+        Access::from_config(&AuthConfig {
+            secret: SECRET.into(),
+            requests_per_second: rate,
+            request_burst: burst,
+        })
+    }
+
+    fn bearer(tenant: &str) -> String {
+        let scopes = Scopes::parse(["usage:read"]).unwrap();
+        let token = mint(
+            SECRET.as_bytes(),
+            "t",
+            Some(tenant),
+            scopes,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        format!("Bearer {token}")
+    }
+
+    #[test]
+    fn open_access_is_an_anonymous_admin() {
+        let access = Access::from_config(&AuthConfig::default());
+        let p = access.authenticate(None).unwrap();
+        assert!(p.tenant.is_none() && p.scopes.grants(Scope::SqlRead));
+    }
+
+    #[test]
+    fn each_token_has_its_own_burst_then_gets_retry_after() {
+        let access = enforced(1, 3);
+        let (a, b) = (bearer("a"), bearer("b"));
+        for _ in 0..3 {
+            access.authenticate(Some(&a)).unwrap();
+        }
+        match access.authenticate(Some(&a)) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        // Another token is not charged for the first one's requests.
+        access.authenticate(Some(&b)).unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_forged_token_is_refused_before_any_limit() {
+        let access = enforced(1, 1);
+        assert!(matches!(
+            access.authenticate(None),
+            Err(ApiError::Auth(AuthError::MissingToken))
+        ));
+        let forged = format!("{}x", bearer("a"));
+        assert!(matches!(
+            access.authenticate(Some(&forged)),
+            Err(ApiError::Auth(AuthError::Invalid(_)))
+        ));
+    }
+}
