@@ -4,6 +4,8 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod money;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod usage;

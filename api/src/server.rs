@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::error::{ApiError, error_body};
-use crate::routes::{budgets, events, health, sql};
+use crate::routes::{budgets, events, health, sql, usage};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(events::post_events))
         .route("/v1/sql", post(sql::post_sql))
+        .route("/v1/usage", get(usage::get_usage))
         .route("/v1/budgets/{tenant}", get(budgets::get_budget))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

@@ -23,6 +23,8 @@ pub struct AppState {
     pub clickhouse: Option<ClickHouseHealth>,
     /// Budget reads (`GET /v1/budgets/{tenant}`) when `[redis]` has a url.
     pub budgets: Option<Budgets>,
+    /// Where `/v1/usage` reads by default, when the node writes ClickHouse.
+    pub usage_clickhouse: Option<clickhouse::Client>,
     /// Token checks and per-token rate limits of every `/v1` route.
     pub access: Arc<Access>,
 }

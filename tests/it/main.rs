@@ -14,3 +14,4 @@ mod roundtrip;
 mod shutdown;
 mod support;
 mod tenancy;
+mod usage;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, Somaflow, kafka_broker, kafka_serial,
-    post_ndjson, producer_report, sql, sql_number,
+    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, close_all_windows, kafka_broker, kafka_serial,
+    producer_report, sql, sql_number,
 };
 
 /// Decimal text ("12.5", "-0.000000001") → nano units.
@@ -77,20 +77,6 @@ fn list_prices() -> BTreeMap<String, [i128; 4]> {
         prices.insert(model, price);
     }
     prices
-}
-
-/// A billing event dated `ahead` in the future: it moves the watermark past
-/// every window of the test's traffic, so all of them close.
-async fn close_all_windows(node: &Somaflow, ahead: chrono::Duration) {
-    let time = (chrono::Utc::now() + ahead).to_rfc3339();
-    let tick = format!(
-        r#"{{"specversion":"1.0","id":"tick-{}","source":"/test","type":"soma.billing.v1","time":"{time}","tenantid":"tick","data":{{"meter":"tick","quantity":"1","unit":"tick"}}}}"#,
-        chrono::Utc::now().timestamp_micros()
-    );
-    let (status, body) = post_ndjson(&reqwest::Client::new(), &node.url(), &[tick.into()])
-        .await
-        .expect("POST the tick event");
-    assert_eq!(status, 202, "tick event: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,9 @@ impl HttpServer {
                 .writes_clickhouse()
                 .then(|| ClickHouseHealth::spawn(&config.clickhouse)),
             budgets,
+            usage_clickhouse: config
+                .writes_clickhouse()
+                .then(|| somaflow_sinks::clickhouse::connect(&config.clickhouse, None)),
             access: Access::from_config(&config.auth),
         };
         let listen = listen_address(config);

@@ -27,11 +27,11 @@ use somaflow_pipeline::Config;
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
+use crate::money::usd;
 use crate::state::AppState;
 
 /// Label of the API's Redis commands in `somaflow_redis_errors`.
 const NODE: &str = "api";
-const NANOS_PER_USD: i128 = 1_000_000_000;
 /// Longest tenant id accepted (the ids themselves are not checked further).
 const MAX_TENANT_LEN: usize = 256;
 
@@ -258,14 +258,6 @@ fn build_answer(
     })
 }
 
-/// Nano-USD as an exact decimal string with 9 places.
-fn usd(nanos: i128) -> String {
-    let sign = if nanos < 0 { "-" } else { "" };
-    let abs = nanos.unsigned_abs();
-    let scale = NANOS_PER_USD.unsigned_abs();
-    format!("{sign}{}.{:09}", abs / scale, abs % scale)
-}
-
 /// `part / whole × 100` rounded half up to 2 places (`whole` > 0); only
 /// the final value is a float.
 fn percent(part: i128, whole: i128) -> f64 {
@@ -283,7 +275,7 @@ mod tests {
 
     use super::*;
 
-    const USD: i128 = NANOS_PER_USD;
+    const USD: i128 = crate::money::NANOS_PER_USD;
 
     fn crossing(total_nanos: i128) -> Option<Crossing> {
         Some(Crossing {

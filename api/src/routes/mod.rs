@@ -4,3 +4,4 @@ pub mod budgets;
 pub mod events;
 pub mod health;
 pub mod sql;
+pub mod usage;

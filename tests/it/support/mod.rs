@@ -228,20 +228,53 @@ pub async fn post_ndjson(
     base: &str,
     records: &[bytes::Bytes],
 ) -> reqwest::Result<(u16, Value)> {
+    post_ndjson_as(client, base, records, None).await
+}
+
+/// Posts NDJSON with a bearer token (a node with auth off ignores it).
+pub async fn post_ndjson_as(
+    client: &reqwest::Client,
+    base: &str,
+    records: &[bytes::Bytes],
+    token: Option<&str>,
+) -> reqwest::Result<(u16, Value)> {
     let mut body = Vec::new();
     for r in records {
         body.extend_from_slice(r);
         body.push(b'\n');
     }
-    let resp = client
+    let mut request = client
         .post(format!("{base}/v1/events"))
         .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await?;
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request.send().await?;
     let status = resp.status().as_u16();
     let json = resp.json().await.unwrap_or(Value::Null);
     Ok((status, json))
+}
+
+/// A billing event dated `ahead` in the future: it moves the watermark past
+/// every window of the test's traffic, so all of them close. Sent with an
+/// admin token, which a node with auth off ignores.
+pub async fn close_all_windows(node: &Somaflow, ahead: chrono::Duration) {
+    let time = (chrono::Utc::now() + ahead).to_rfc3339();
+    let tick = format!(
+        r#"{{"specversion":"1.0","id":"tick-{}","source":"/test","type":"soma.billing.v1","time":"{time}","tenantid":"tick","data":{{"meter":"tick","quantity":"1","unit":"tick"}}}}"#,
+        chrono::Utc::now().timestamp_micros()
+    );
+    let admin = token(None, &["admin"]);
+    let (status, body) = post_ndjson_as(
+        &reqwest::Client::new(),
+        &node.url(),
+        &[tick.into()],
+        Some(&admin),
+    )
+    .await
+    .expect("POST the tick event");
+    assert_eq!(status, 202, "tick event: {body}");
 }
 
 /// A valid conversation event with the given id, dated now.

@@ -1,0 +1,133 @@
+//! What both stores compute for a [`UsageQuery`]: which table, which
+//! columns, what to sum, and how fine the time buckets are. The SQL each
+//! store runs is built from this, in its own dialect.
+
+use chrono_tz::Tz;
+
+use super::request::{Dim, Meter, UsageQuery, Window};
+use crate::error::ApiError;
+
+/// A usage question as table, columns and sums.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsagePlan {
+    pub table: &'static str,
+    /// The time column buckets are cut from.
+    pub time_column: &'static str,
+    /// Bucket size in seconds; windows are unions of whole buckets.
+    pub granularity_secs: i64,
+    /// One expression per group dimension, in the query's order; it is a
+    /// plain column or `coalesce(column, '')`, valid in both dialects.
+    pub group_columns: Vec<&'static str>,
+    /// What is summed per row, valid in both dialects.
+    pub value: &'static str,
+    /// Whether the sum is money (nano-USD) rather than a count.
+    pub is_money: bool,
+}
+
+impl UsagePlan {
+    /// Usage comes from `usage_1m`, the window operator's per-minute sums.
+    /// It has no user column, so grouping by user reads the conversations
+    /// themselves (the same sums, one row per conversation); meters that
+    /// are not conversations have no user to group by.
+    pub fn for_query(query: &UsageQuery) -> Result<UsagePlan, ApiError> {
+        let by_user = query.group_by.contains(&Dim::User);
+        let (table, time_column) = if by_user {
+            ("conversations", "event_time")
+        } else {
+            ("usage_1m", "window_start")
+        };
+        let value = match (query.meter, by_user) {
+            (Meter::Tokens, _) => "input_tokens + output_tokens",
+            (Meter::InputTokens, _) => "input_tokens",
+            (Meter::OutputTokens, _) => "output_tokens",
+            (Meter::CostUsd, false) => "cost_usd",
+            // The producer's cost when it sent one, else ours: as billed.
+            (Meter::CostUsd, true) => "coalesce(cost_usd, rated_cost_usd)",
+            (Meter::Requests, false) => "requests",
+            (Meter::Requests, true) => "1",
+            (Meter::CapsuleRuns, false) => "capsule_runs",
+            (Meter::WorkflowSteps, false) => "workflow_steps",
+            (meter @ (Meter::CapsuleRuns | Meter::WorkflowSteps), true) => {
+                return Err(ApiError::bad_request(
+                    "invalid_group_by",
+                    format!(
+                        "{} have no user; group them by tenant, capsule, model or provider",
+                        meter.name()
+                    ),
+                ));
+            }
+        };
+        let group_columns = query
+            .group_by
+            .iter()
+            .map(|dim| match (dim, by_user) {
+                (Dim::Tenant, _) => "tenant_id",
+                (Dim::User, _) => "user_id",
+                (Dim::Model, _) => "model",
+                (Dim::Provider, _) => "provider",
+                (Dim::Capsule, false) => "capsule_id",
+                (Dim::Capsule, true) => "coalesce(capsule_id, '')",
+            })
+            .collect();
+        Ok(UsagePlan {
+            table,
+            time_column,
+            granularity_secs: granularity_secs(query.window, query.tz),
+            group_columns,
+            value,
+            is_money: query.meter == Meter::CostUsd,
+        })
+    }
+}
+
+/// Minutes for minute windows; hours when every window edge is a UTC hour
+/// (UTC); otherwise 15 minutes, the finest step of any zone's offset.
+fn granularity_secs(window: Window, tz: Tz) -> i64 {
+    match window {
+        Window::Minute => 60,
+        _ if tz == Tz::UTC => 3_600,
+        _ => 900,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::request::UsageParams;
+
+    fn plan(meter: &str, group_by: &str, window: &str, tz: &str) -> Result<UsagePlan, ApiError> {
+        let q = UsageQuery::parse(&UsageParams {
+            meter: Some(meter.into()),
+            from: Some("2026-11-01T00:00:00Z".into()),
+            to: Some("2026-11-02T00:00:00Z".into()),
+            window: Some(window.into()),
+            tz: Some(tz.into()),
+            group_by: Some(group_by.into()),
+            ..UsageParams::default()
+        })?;
+        UsagePlan::for_query(&q)
+    }
+
+    #[test]
+    fn user_grouping_reads_conversations_and_other_grouping_the_rollup() {
+        let p = plan("cost_usd", "model,user", "hour", "UTC").unwrap();
+        assert_eq!((p.table, p.time_column), ("conversations", "event_time"));
+        assert_eq!(p.group_columns, ["model", "user_id"]);
+        assert!(p.is_money && p.value.contains("rated_cost_usd"));
+        let p = plan("tokens", "capsule", "day", "Asia/Kolkata").unwrap();
+        assert_eq!((p.table, p.granularity_secs), ("usage_1m", 900));
+        assert_eq!(
+            plan("requests", "", "minute", "UTC")
+                .unwrap()
+                .granularity_secs,
+            60
+        );
+        assert_eq!(
+            plan("requests", "", "month", "UTC")
+                .unwrap()
+                .granularity_secs,
+            3_600
+        );
+        assert!(plan("capsule_runs", "user", "hour", "UTC").is_err());
+    }
+}
