@@ -25,6 +25,8 @@ pub struct AppState {
     pub budgets: Option<Budgets>,
     /// Where `/v1/usage` reads by default, when the node writes ClickHouse.
     pub usage_clickhouse: Option<clickhouse::Client>,
+    /// The price table ledgers show unit prices from (`accounting.prices`).
+    pub prices: Option<Arc<somaflow_operators::accounting::PriceTable>>,
     /// Token checks and per-token rate limits of every `/v1` route.
     pub access: Arc<Access>,
 }

@@ -8,6 +8,7 @@ mod cluster;
 mod crash;
 mod enrich;
 mod kafka;
+mod ledger;
 mod platform;
 mod policy;
 mod roundtrip;

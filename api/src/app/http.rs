@@ -50,6 +50,7 @@ impl HttpServer {
             usage_clickhouse: config
                 .writes_clickhouse()
                 .then(|| somaflow_sinks::clickhouse::connect(&config.clickhouse, None)),
+            prices: load_prices(config)?,
             access: Access::from_config(&config.auth),
         };
         let listen = listen_address(config);
@@ -79,6 +80,21 @@ impl HttpServer {
     pub fn abort(self) {
         let _ = self.stop.send(());
     }
+}
+
+/// The price table for ledgers: `None` when the file does not exist (a
+/// node without accounting), an error when it exists but is wrong.
+fn load_prices(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<somaflow_operators::accounting::PriceTable>>> {
+    let path = &config.accounting.prices;
+    if !path.exists() {
+        tracing::info!(path = %path.display(), "no price file: ledger endpoints answer 501");
+        return Ok(None);
+    }
+    let table = somaflow_operators::accounting::PriceTable::load(path)
+        .with_context(|| format!("accounting.prices ({})", path.display()))?;
+    Ok(Some(Arc::new(table)))
 }
 
 /// `server.listen`, or, with auth off, the same port on localhost: an

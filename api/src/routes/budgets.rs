@@ -196,7 +196,7 @@ fn visible_tenant(tenant: &str) -> Result<(), ApiError> {
 }
 
 /// `YYYY-MM`, a real month.
-fn parse_month(text: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_month(text: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_month",

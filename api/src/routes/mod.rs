@@ -3,5 +3,6 @@
 pub mod budgets;
 pub mod events;
 pub mod health;
+pub mod ledgers;
 pub mod sql;
 pub mod usage;

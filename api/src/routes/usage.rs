@@ -13,14 +13,10 @@ use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
 use crate::money::usd;
 use crate::state::AppState;
-use crate::usage::clickhouse::clickhouse_sums;
-use crate::usage::lake::lake_sums;
+use crate::store::Store;
 use crate::usage::plan::UsagePlan;
 use crate::usage::request::{UsageParams, UsageQuery};
 use crate::usage::windows::{WindowSum, fold};
-
-/// Bucket rows one lake query may return before it is refused.
-const MAX_BUCKET_ROWS: usize = 2_000_000;
 
 pub async fn get_usage(
     State(state): State<AppState>,
@@ -34,41 +30,11 @@ pub async fn get_usage(
     let tenant = caller.tenant(params.tenant.as_deref())?;
     let query = UsageQuery::parse(&params)?;
     let plan = UsagePlan::for_query(&query)?;
-    let use_clickhouse = match params.source.as_deref() {
-        None => state.usage_clickhouse.is_some(),
-        Some("clickhouse") => true,
-        Some("lake") => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_source",
-                format!("unknown source {other:?}; use clickhouse or lake"),
-            ));
-        }
-    };
-    let (source, sums) = if use_clickhouse {
-        let client = state
-            .usage_clickhouse
-            .as_ref()
-            .ok_or_else(|| ApiError::NotConfigured {
-                code: "clickhouse_not_configured",
-                message: "this node writes no ClickHouse; ask source=lake or set clickhouse.url"
-                    .into(),
-            })?;
-        let sums = clickhouse_sums(client, &plan, &query, tenant.as_deref())
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                message: e.to_string(),
-                retry_after_secs: 5,
-            })?;
-        ("clickhouse", sums)
-    } else {
-        let mut limits = state.sql_limits;
-        limits.max_rows = MAX_BUCKET_ROWS;
-        let sums = lake_sums(&state.sql, &plan, &query, tenant.as_deref(), limits)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        ("lake", sums)
-    };
+    let store = Store::pick(&state, params.source.as_deref())?;
+    let sums = store
+        .sums(&plan.sum_query(&query), tenant.as_deref())
+        .await?;
+    let source = store.name();
     let rows = fold(sums, query.window, query.tz);
     let dims: Vec<&str> = query.group_by.iter().map(|d| d.name()).collect();
     let value = |v: i128| {

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 
 use super::request::{Dim, Meter, UsageQuery, Window};
 use crate::error::ApiError;
+use crate::store::{Sum, SumQuery};
 
 /// A usage question as table, columns and sums.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,24 @@ impl UsagePlan {
             value,
             is_money: query.meter == Meter::CostUsd,
         })
+    }
+
+    /// What a store sums for it over `query`'s range.
+    pub fn sum_query(&self, query: &UsageQuery) -> SumQuery {
+        SumQuery {
+            table: self.table,
+            time_column: self.time_column,
+            from: query.from,
+            to: query.to,
+            bucket_secs: Some(self.granularity_secs),
+            groups: self.group_columns.clone(),
+            sums: vec![if self.is_money {
+                Sum::decimal(self.value)
+            } else {
+                Sum::int(self.value)
+            }],
+            condition: None,
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::BucketSum;
 use super::request::Window;
+use crate::store::SumRow;
 
 /// One window's sum for one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub struct WindowSum {
 
 /// The windows with usage, ordered by start then group: windows without
 /// rows, or whose sum is zero (a capsule run has no tokens), are left out.
-pub fn fold(buckets: Vec<BucketSum>, window: Window, tz: Tz) -> Vec<WindowSum> {
+/// Each bucket's first sum is the meter.
+pub fn fold(buckets: Vec<SumRow>, window: Window, tz: Tz) -> Vec<WindowSum> {
     let mut sums: BTreeMap<(i64, Vec<String>), (i64, i128)> = BTreeMap::new();
     for b in buckets {
         let Some(at) = DateTime::from_timestamp(b.bucket_secs, 0) else {
@@ -31,7 +32,7 @@ pub fn fold(buckets: Vec<BucketSum>, window: Window, tz: Tz) -> Vec<WindowSum> {
         let entry = sums
             .entry((start.timestamp(), b.group))
             .or_insert((end.timestamp(), 0));
-        entry.1 += b.value;
+        entry.1 += b.sums.first().copied().unwrap_or(0);
     }
     sums.into_iter()
         .filter(|(_, (_, value))| *value != 0)
@@ -117,11 +118,11 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn bucket(at: &str, group: &str, value: i128) -> BucketSum {
-        BucketSum {
+    fn bucket(at: &str, group: &str, value: i128) -> SumRow {
+        SumRow {
             bucket_secs: utc(at).timestamp(),
             group: vec![group.to_string()],
-            value,
+            sums: vec![value],
         }
     }
 

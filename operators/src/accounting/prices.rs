@@ -238,6 +238,11 @@ impl PriceTable {
         own
     }
 
+    /// The price with this `id` (rated rows keep it in `price_id`).
+    pub fn get(&self, id: &str) -> Option<&Price> {
+        self.prices.iter().find(|p| p.id == id)
+    }
+
     pub fn len(&self) -> usize {
         self.prices.len()
     }

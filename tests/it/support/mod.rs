@@ -7,12 +7,14 @@ mod auth;
 mod clickhouse;
 mod kafka;
 mod lake;
+mod money;
 mod redis;
 
 pub use auth::*;
 pub use clickhouse::*;
 pub use kafka::*;
 pub use lake::*;
+pub use money::*;
 pub use redis::*;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,90 @@
+//! The sums a ledger is built from, one [`SumQuery`] each, over a month.
+//! Every query groups by tenant first, so one run answers one tenant or,
+//! for the export, all of them.
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{Sum, SumQuery};
+
+/// Conversations somaflow rated (no producer cost): token quantities per
+/// model × price.
+pub fn rated(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "conversations",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["tenant_id", "model", "provider", "coalesce(price_id, '')"],
+        sums: vec![
+            Sum::int("input_tokens - cached_input_tokens"),
+            Sum::int("cached_input_tokens"),
+            Sum::int("output_tokens - reasoning_tokens"),
+            Sum::int("reasoning_tokens"),
+            Sum::int("1"),
+        ],
+        condition: Some("cost_usd IS NULL"),
+    }
+}
+
+/// Conversations whose producer sent a cost: billed at that cost.
+pub fn reported(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "conversations",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["tenant_id", "model", "provider"],
+        sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
+        condition: Some("cost_usd IS NOT NULL"),
+    }
+}
+
+/// Capsule runs per capsule, at the cost each run reported.
+pub fn capsule_runs(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "capsule_executions",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["tenant_id", "capsule_id"],
+        sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
+        condition: None,
+    }
+}
+
+/// Marketplace transactions per capsule × type × author.
+pub fn marketplace(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "marketplace_transactions",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec![
+            "tenant_id",
+            "capsule_id",
+            "tx_type",
+            "author_id",
+            "currency",
+        ],
+        sums: vec![Sum::int("1"), Sum::int("amount_cents")],
+        condition: None,
+    }
+}
+
+/// Usage reported directly, per meter × unit.
+pub fn billing(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "billing_events",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["tenant_id", "meter", "unit"],
+        sums: vec![Sum::int("1"), Sum::decimal("quantity")],
+        condition: None,
+    }
+}

@@ -1,0 +1,309 @@
+//! `GET /v1/billing/ledgers` and its export against data with known
+//! amounts: equal from ClickHouse and the lake, and equal to the cent to
+//! the test's own computation from config/prices.toml.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::support::{
+    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, TEST_SECRET, cloud_event, kafka_broker,
+    kafka_serial, list_prices, nanos, post_ndjson_as, rows_as, token,
+};
+
+const MODELS: [(&str, &str); 3] = [
+    ("gpt-4o", "openai"),
+    ("gpt-4o-mini", "openai"),
+    ("claude-sonnet-4", "anthropic"),
+];
+
+fn event(id: &str, tenant: &str, type_name: &str, at: DateTime<Utc>, data: Value) -> String {
+    let mut e: Value = serde_json::from_str(&cloud_event(id, tenant, type_name, data)).unwrap();
+    e["time"] = json!(at.to_rfc3339());
+    e.to_string()
+}
+
+/// Half to even, as an invoice rounds a line: `value / divisor`.
+fn divide_half_even(value: i128, divisor: i128) -> i128 {
+    let (q, r) = (value.div_euclid(divisor), value.rem_euclid(divisor));
+    match (2 * r).cmp(&divisor) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+fn cents(nanos: i128) -> i128 {
+    divide_half_even(nanos, 10_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
+    let _serial = kafka_serial().await;
+    let redis = PrivateRedis::start().await;
+    let scenario = ClusterScenario::platform(&kafka_broker(), 2, &redis.url());
+    let worker = scenario.worker(
+        "w1",
+        &[FAST_CHECKPOINTS, ("SOMAFLOW_AUTH__SECRET", TEST_SECRET)],
+    );
+    worker.wait_ready().await;
+    let base = worker.url();
+    let at = Utc::now() - chrono::Duration::minutes(30);
+    let period = at.format("%Y-%m").to_string();
+    let prices = list_prices();
+
+    let mut lines = Vec::new();
+    // Rated by somaflow: per tenant × model, tokens by type.
+    let mut tokens: BTreeMap<(&str, &str), [i128; 4]> = BTreeMap::new();
+    for i in 0..40usize {
+        let tenant = ["acme", "globex"][i % 2];
+        let (model, provider) = MODELS[i % 3];
+        let (input, cached, output, reasoning) = (
+            1_000 + 37 * i as i64,
+            100 + 11 * i as i64,
+            300 + 13 * i as i64,
+            if model == "gpt-4o-mini" {
+                0
+            } else {
+                40 + i as i64
+            },
+        );
+        let t = tokens.entry((tenant, model)).or_default();
+        for (slot, v) in t
+            .iter_mut()
+            .zip([input - cached, cached, output - reasoning, reasoning])
+        {
+            *slot += i128::from(v);
+        }
+        lines.push(event(
+            &format!("c{i}"),
+            tenant,
+            "soma.conversation.v1",
+            at,
+            json!({
+            "user_id": "u", "session_id": "s", "provider": provider, "model": model,
+            "input_tokens": input, "cached_input_tokens": cached, "output_tokens": output,
+            "reasoning_tokens": reasoning, "latency_ms": 5, "status": "ok"}),
+        ));
+    }
+    // The producer's own cost, billed as sent.
+    for i in 0..5 {
+        lines.push(event(
+            &format!("r{i}"),
+            "acme",
+            "soma.conversation.v1",
+            at,
+            json!({
+            "user_id": "u", "session_id": "s", "provider": "openai", "model": "gpt-4o",
+            "input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 10,
+            "reasoning_tokens": 0, "latency_ms": 5, "status": "ok", "cost_usd": "0.123456789"}),
+        ));
+    }
+    for i in 0..4 {
+        lines.push(event(
+            &format!("k{i}"),
+            "acme",
+            "soma.capsule_run.v1",
+            at,
+            json!({
+            "capsule_id": "cap-1", "capsule_version": "1", "run_id": format!("run{i}"),
+            "agent_id": "a", "status": "ok", "duration_ms": 10, "tokens": 5, "cost_usd": "0.0125"}),
+        ));
+    }
+    for (i, (tx, cents)) in [
+        ("purchase", 1999),
+        ("purchase", 1999),
+        ("purchase", 1999),
+        ("refund", 1999),
+        ("payout", 1399),
+        ("install", 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        lines.push(event(
+            &format!("m{i}"),
+            "acme",
+            "soma.marketplace_tx.v1",
+            at,
+            json!({
+            "capsule_id": "cap-1", "author_id": "author-1", "tx_type": tx,
+            "amount_cents": cents, "currency": "USD"}),
+        ));
+    }
+    for i in 0..2 {
+        lines.push(event(
+            &format!("b{i}"),
+            "acme",
+            "soma.billing.v1",
+            at,
+            json!({
+            "meter": "storage", "quantity": "1.25", "unit": "GB-h"}),
+        ));
+    }
+    let admin = token(None, &["admin"]);
+    let records: Vec<bytes::Bytes> = lines.iter().map(|l| l.clone().into()).collect();
+    let client = reqwest::Client::new();
+    let (status, body) = post_ndjson_as(&client, &base, &records, Some(&admin))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let db = &scenario.clickhouse;
+    worker
+        .wait_until("every event in the lake and ClickHouse", Duration::from_secs(120), || {
+            let base = base.clone();
+            async move {
+                let q = "SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM capsule_executions) \
+                         + (SELECT count(*) FROM marketplace_transactions) + (SELECT count(*) FROM billing_events)";
+                let lake = rows_as(&base, &token(None, &["admin"]), q).await;
+                let ch = db.query("SELECT (SELECT count() FROM conversations FINAL) + (SELECT count() FROM capsule_executions FINAL) \
+                    + (SELECT count() FROM marketplace_transactions FINAL) + (SELECT count() FROM billing_events FINAL)").await;
+                lake[0][0] == json!(57) && ch.trim() == "57"
+            }
+        })
+        .await;
+
+    // The test's own figures for acme: each line priced once.
+    let mut llm = 0i128;
+    for ((tenant, model), t) in &tokens {
+        if *tenant != "acme" {
+            continue;
+        }
+        let p = prices[*model];
+        llm += t
+            .iter()
+            .zip(p)
+            .map(|(q, price)| divide_half_even(q * price, 1_000_000))
+            .sum::<i128>();
+    }
+    llm += 5 * nanos("0.123456789");
+    let capsules = 4 * nanos("0.0125");
+    let purchases = 3 * 1999 * 10_000_000;
+    let refunds = 1999 * 10_000_000;
+    let total = llm + capsules + purchases - refunds;
+
+    let reader = token(Some("acme"), &["billing:read"]);
+    let mut answers = Vec::new();
+    for source in ["lake", "clickhouse"] {
+        let resp = client
+            .get(format!(
+                "{base}/v1/billing/ledgers?tenant=acme&period={period}&source={source}"
+            ))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut body: Value = resp.json().await.unwrap();
+        assert_eq!(body["source"], json!(source));
+        body["source"] = Value::Null;
+        answers.push(body);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the lake and ClickHouse give one ledger"
+    );
+    let ledger = &answers[0];
+    let totals = &ledger["totals"];
+    let got = |k: &str| nanos(totals[k].as_str().unwrap());
+    assert_eq!(
+        cents(got("total_usd")),
+        cents(total),
+        "total to the cent: {ledger}"
+    );
+    assert_eq!(got("llm_usd"), llm, "LLM spend, line by line");
+    assert_eq!(got("capsule_runs_usd"), capsules);
+    assert_eq!(got("marketplace_purchases_usd"), purchases);
+    assert_eq!(got("marketplace_refunds_usd"), refunds);
+    assert_eq!(got("payouts_usd"), 1399 * 10_000_000);
+    assert_eq!(ledger["reported_usage"][0]["quantity"], json!("2.5"));
+    let line_sum: i128 = ledger["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| nanos(l["amount_usd"].as_str().unwrap()))
+        .sum();
+    assert_eq!(line_sum, got("total_usd"), "the lines add up to the total");
+    assert!(!ledger.to_string().contains("globex"));
+
+    // Another tenant's ledger is refused; the export needs billing:admin.
+    let resp = client
+        .get(format!(
+            "{base}/v1/billing/ledgers?tenant=globex&period={period}"
+        ))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = client
+        .get(format!("{base}/v1/billing/ledgers/export?period={period}"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let csv = client
+        .get(format!(
+            "{base}/v1/billing/ledgers/export?period={period}&format=csv&source=lake"
+        ))
+        .bearer_auth(token(None, &["billing:admin", "admin"]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut csv_totals: BTreeMap<String, i128> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        *csv_totals.entry(cols[0].to_string()).or_default() += nanos(cols[9]);
+    }
+    assert_eq!(csv_totals.get("acme"), Some(&got("total_usd")), "{csv}");
+    assert!(
+        csv_totals.contains_key("globex"),
+        "the export holds every tenant"
+    );
+    let parquet = client
+        .get(format!(
+            "{base}/v1/billing/ledgers/export?period={period}&format=parquet"
+        ))
+        .bearer_auth(token(None, &["admin"]))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&parquet[..4], b"PAR1", "a parquet file");
+    let ctx = datafusion::prelude::SessionContext::new();
+    let path = scenario_file(&parquet);
+    ctx.register_parquet("ledger", path.path().to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let batches = ctx
+        .sql("SELECT CAST(sum(amount_usd) AS VARCHAR) FROM ledger WHERE tenant = 'acme'")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(totals["total_usd"].as_str().unwrap()),
+        "{text}"
+    );
+}
+
+fn scenario_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new()
+        .suffix(".parquet")
+        .tempfile()
+        .unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    file
+}
