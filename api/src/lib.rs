@@ -3,6 +3,7 @@
 pub mod app;
 pub mod auth;
 pub mod error;
+pub mod forecast;
 pub mod ingest;
 pub mod ledger;
 pub mod money;

@@ -5,6 +5,7 @@ mod catalog;
 mod http;
 mod kafka;
 mod produce;
+mod series;
 mod stats;
 mod traffic;
 mod wire;
@@ -13,5 +14,9 @@ pub use catalog::{MODELS, Model};
 pub use http::produce_http;
 pub use kafka::produce_kafka;
 pub use produce::{ProduceError, ProduceOptions, ProduceReport};
+pub use series::{HourlySeries, PlantedAnomaly, SeriesConfig, hourly_conversations};
 pub use stats::{GeneratorStats, KindStats};
-pub use traffic::{Generated, Generator, GeneratorConfig, RecordClass, seasonality};
+pub use traffic::{
+    Generated, Generator, GeneratorConfig, RecordClass, conversation_share, seasonality,
+    tenant_weight,
+};

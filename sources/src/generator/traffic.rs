@@ -104,6 +104,18 @@ pub fn seasonality(t: DateTime<Utc>) -> f64 {
     daily * weekly
 }
 
+/// The relative activity of the tenant of rank `rank` (0 = busiest):
+/// Zipf-like skew, a few tenants make most of the traffic.
+pub fn tenant_weight(rank: usize) -> f64 {
+    1.0 / ((rank + 1) as f64).powf(1.1)
+}
+
+/// The share of records that are conversations.
+pub fn conversation_share() -> f64 {
+    let total: f64 = KINDS.iter().map(|k| k.1).sum();
+    KINDS[0].1 / total
+}
+
 const KINDS: [(&str, f64); 6] = [
     ("conversations", 55.0),
     ("policy_decisions", 15.0),
@@ -118,9 +130,8 @@ impl Generator {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let n = config.tenants.max(1);
         let tenants = (0..n).map(|i| format!("tenant-{i:04}")).collect();
-        // Zipf-like skew: a few tenants make most of the traffic.
-        let tenant_pick = WeightedIndex::new((0..n).map(|r| 1.0 / ((r + 1) as f64).powf(1.1)))
-            .expect("weights are positive and finite");
+        let tenant_pick =
+            WeightedIndex::new((0..n).map(tenant_weight)).expect("weights are positive and finite");
         let model_pick = WeightedIndex::new(MODELS.iter().map(|m| m.weight))
             .expect("model weights are positive");
         let kind_pick =
