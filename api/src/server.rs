@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::error::{ApiError, error_body};
-use crate::routes::{budgets, events, health, ledgers, sql, usage};
+use crate::routes::{budgets, events, forecasts, health, ledgers, sql, usage};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -24,6 +24,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(events::post_events))
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/usage", get(usage::get_usage))
+        .route("/v1/forecasts", get(forecasts::get_forecast))
+        .route("/v1/anomalies/scan", post(forecasts::post_scan))
         .route("/v1/billing/ledgers", get(ledgers::get_ledger))
         .route("/v1/billing/ledgers/export", get(ledgers::export_ledgers))
         .route("/v1/budgets/{tenant}", get(budgets::get_budget))

@@ -7,6 +7,7 @@ mod clickhouse;
 mod cluster;
 mod crash;
 mod enrich;
+mod forecasts;
 mod kafka;
 mod ledger;
 mod platform;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use somaflow_sources::generator::{HourlySeries, SeriesConfig, hourly_conversations};
 
-use super::{DAY, MIN_CHANGE_PERCENT, scan, select};
+use super::{COUNT_MIN_SIGMA, DAY, MIN_CHANGE_PERCENT, scan, select};
 
 /// Days of held-out 24-hour forecasts per tenant.
 pub const HOLDOUT_DAYS: usize = 7;
@@ -121,7 +121,7 @@ fn forecast_accuracy(series: &HourlySeries) -> Vec<TenantAccuracy> {
         let mut model = "";
         for day in (1..=HOLDOUT_DAYS).rev() {
             let origin = y.len() - day * DAY;
-            let f = select::forecast(&y[..origin], DAY);
+            let f = select::forecast(&y[..origin], DAY, COUNT_MIN_SIGMA);
             model = f.model;
             let actual = &y[origin..origin + DAY];
             let (sum, n) = f
@@ -158,6 +158,7 @@ fn scan_accuracy(series: &HourlySeries, hours: usize) -> (usize, usize) {
             &counts[series.first_hour[t]..split],
             &counts[split..],
             MIN_CHANGE_PERCENT,
+            COUNT_MIN_SIGMA,
         ) {
             flagged += 1;
             let hour = split + flag.index;

@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+#[cfg(test)]
+use super::select::COUNT_MIN_SIGMA;
 use super::select::{Z99, choose, interval};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,14 +34,20 @@ pub const MIN_CHANGE_PERCENT: f64 = 25.0;
 /// The flagged hours of `observed`, which directly follows `history`.
 /// Nothing is flagged when the history is too short to backtest a model:
 /// there is no interval to fall outside of.
-pub fn scan(history: &[f64], observed: &[f64], min_change_percent: f64) -> Vec<Flag> {
+/// `min_sigma` as for [`super::select::forecast`].
+pub fn scan(
+    history: &[f64],
+    observed: &[f64],
+    min_change_percent: f64,
+    min_sigma: f64,
+) -> Vec<Flag> {
     let (model, backtest, _) = choose(history);
     let Some(backtest) = backtest else {
         return Vec::new();
     };
-    // A floor on the spread: a perfectly regular history must still not
-    // flag a count that is off by one.
-    let sigma = backtest.sigma.max(0.5);
+    // A perfectly regular history must still not flag a count off by one;
+    // a zero spread (money that never varied) must not divide by zero.
+    let sigma = backtest.sigma.max(min_sigma).max(f64::EPSILON);
     let expected = model.forecast(history, observed.len());
     observed
         .iter()
@@ -70,7 +78,7 @@ pub fn scan(history: &[f64], observed: &[f64], min_change_percent: f64) -> Vec<F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forecast::{DAY, WEEK};
+    use crate::forecast::{COUNT_MIN_SIGMA, DAY, WEEK};
 
     #[test]
     fn a_spike_and_a_drop_are_flagged_and_ordinary_hours_are_not() {
@@ -84,7 +92,7 @@ mod tests {
             .collect();
         observed[10] *= 3.0;
         observed[30] *= 0.2;
-        let flags = scan(&history, &observed, MIN_CHANGE_PERCENT);
+        let flags = scan(&history, &observed, MIN_CHANGE_PERCENT, COUNT_MIN_SIGMA);
         let found: Vec<(usize, Direction)> = flags.iter().map(|f| (f.index, f.direction)).collect();
         assert_eq!(
             found,
@@ -96,10 +104,14 @@ mod tests {
         // under the minimum change.
         observed[40] *= 1.2;
         assert!(
-            !scan(&history, &observed, MIN_CHANGE_PERCENT)
+            !scan(&history, &observed, MIN_CHANGE_PERCENT, COUNT_MIN_SIGMA)
                 .iter()
                 .any(|f| f.index == 40)
         );
-        assert!(scan(&history, &observed, 0.0).iter().any(|f| f.index == 40));
+        assert!(
+            scan(&history, &observed, 0.0, COUNT_MIN_SIGMA)
+                .iter()
+                .any(|f| f.index == 40)
+        );
     }
 }

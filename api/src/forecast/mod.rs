@@ -19,7 +19,7 @@ pub mod select;
 
 pub use anomaly::{Direction, Flag, MIN_CHANGE_PERCENT, scan};
 pub use models::Model;
-pub use select::{Backtest, Forecast, Point, forecast};
+pub use select::{Backtest, COUNT_MIN_SIGMA, Forecast, Point, forecast};
 
 /// Hours in a day and in a week: the two seasons.
 pub const DAY: usize = 24;

@@ -113,11 +113,20 @@ fn robust_sigma(residuals: &[f64]) -> f64 {
     1.4826 * dev[dev.len() / 2]
 }
 
+/// The spread a Poisson count has on the root scale (variance 1/4 at any
+/// level): the least a forecast of counts can honestly claim, however
+/// regular the history was.
+pub const COUNT_MIN_SIGMA: f64 = 0.5;
+
 /// The interval around `value` at `z`, on the root scale, back on the value scale.
 pub fn interval(value: f64, sigma: f64, z: f64) -> (f64, f64) {
     let root = value.max(0.0).sqrt();
     let low = (root - z * sigma).max(0.0);
-    (low * low, (root + z * sigma).powi(2))
+    // min/max: squaring the root need not give `value` back to the last bit.
+    (
+        (low * low).min(value),
+        (root + z * sigma).powi(2).max(value),
+    )
 }
 
 /// The model with the lowest backtest MAPE (ties: the simpler, earlier in
@@ -143,15 +152,17 @@ pub fn choose(y: &[f64]) -> (Model, Option<Backtest>, Vec<(&'static str, f64)>) 
     }
 }
 
-/// `horizon` hours after `y`, by the model its backtest picks.
-pub fn forecast(y: &[f64], horizon: usize) -> Forecast {
+/// `horizon` hours after `y`, by the model its backtest picks; intervals
+/// at least `min_sigma` wide on the root scale ([`COUNT_MIN_SIGMA`] for
+/// counts, 0 for money).
+pub fn forecast(y: &[f64], horizon: usize, min_sigma: f64) -> Forecast {
     let (model, backtest, candidates) = choose(y);
     let values = if y.is_empty() {
         vec![0.0; horizon]
     } else {
         model.forecast(y, horizon)
     };
-    let sigma = backtest.as_ref().map_or(0.0, |b| b.sigma);
+    let sigma = backtest.as_ref().map_or(0.0, |b| b.sigma).max(min_sigma);
     let points = values
         .into_iter()
         .enumerate()
@@ -197,7 +208,7 @@ mod tests {
     #[test]
     fn a_weekly_pattern_picks_a_weekly_model_with_a_small_error() {
         let y = series(4 * WEEK);
-        let f = forecast(&y, 48);
+        let f = forecast(&y, 48, COUNT_MIN_SIGMA);
         assert!(f.model.contains("weekly"), "{} {:?}", f.model, f.candidates);
         let bt = f.backtest.unwrap();
         assert!(bt.mape_percent < 5.0, "{bt:?}");
@@ -213,10 +224,10 @@ mod tests {
 
     #[test]
     fn short_histories_fall_back_and_say_so() {
-        let f = forecast(&[3.0, 4.0, 5.0], 5);
+        let f = forecast(&[3.0, 4.0, 5.0], 5, COUNT_MIN_SIGMA);
         assert_eq!(f.model, "linear_run_rate");
         assert!(f.backtest.is_none());
-        let f = forecast(&series(3 * DAY), 24);
+        let f = forecast(&series(3 * DAY), 24, COUNT_MIN_SIGMA);
         assert!(
             f.model.contains("daily") || f.model == "linear_run_rate",
             "{}",

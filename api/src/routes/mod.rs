@@ -2,6 +2,7 @@
 
 pub mod budgets;
 pub mod events;
+pub mod forecasts;
 pub mod health;
 pub mod ledgers;
 pub mod sql;

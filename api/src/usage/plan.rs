@@ -2,6 +2,7 @@
 //! columns, what to sum, and how fine the time buckets are. The SQL each
 //! store runs is built from this, in its own dialect.
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::request::{Dim, Meter, UsageQuery, Window};
@@ -38,16 +39,13 @@ impl UsagePlan {
             ("usage_1m", "window_start")
         };
         let value = match (query.meter, by_user) {
-            (Meter::Tokens, _) => "input_tokens + output_tokens",
-            (Meter::InputTokens, _) => "input_tokens",
-            (Meter::OutputTokens, _) => "output_tokens",
-            (Meter::CostUsd, false) => "cost_usd",
+            (meter, false) => rollup_expr(meter),
+            (Meter::Tokens, true) => "input_tokens + output_tokens",
+            (Meter::InputTokens, true) => "input_tokens",
+            (Meter::OutputTokens, true) => "output_tokens",
             // The producer's cost when it sent one, else ours: as billed.
             (Meter::CostUsd, true) => "coalesce(cost_usd, rated_cost_usd)",
-            (Meter::Requests, false) => "requests",
             (Meter::Requests, true) => "1",
-            (Meter::CapsuleRuns, false) => "capsule_runs",
-            (Meter::WorkflowSteps, false) => "workflow_steps",
             (meter @ (Meter::CapsuleRuns | Meter::WorkflowSteps), true) => {
                 return Err(ApiError::bad_request(
                     "invalid_group_by",
@@ -96,6 +94,39 @@ impl UsagePlan {
             }],
             condition: None,
         }
+    }
+}
+
+/// What `usage_1m` sums for `meter`.
+fn rollup_expr(meter: Meter) -> &'static str {
+    match meter {
+        Meter::Tokens => "input_tokens + output_tokens",
+        Meter::InputTokens => "input_tokens",
+        Meter::OutputTokens => "output_tokens",
+        Meter::CostUsd => "cost_usd",
+        Meter::Requests => "requests",
+        Meter::CapsuleRuns => "capsule_runs",
+        Meter::WorkflowSteps => "workflow_steps",
+    }
+}
+
+/// `meter` per tenant × hour over `[from, to)`, from `usage_1m`: the
+/// series forecasts and anomaly scans work on.
+pub fn hourly_by_tenant(meter: Meter, from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    let expr = rollup_expr(meter);
+    SumQuery {
+        table: "usage_1m",
+        time_column: "window_start",
+        from,
+        to,
+        bucket_secs: Some(3_600),
+        groups: vec!["tenant_id"],
+        sums: vec![if meter == Meter::CostUsd {
+            Sum::decimal(expr)
+        } else {
+            Sum::int(expr)
+        }],
+        condition: None,
     }
 }
 

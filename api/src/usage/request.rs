@@ -30,6 +30,20 @@ impl Meter {
         ("workflow_steps", Meter::WorkflowSteps),
     ];
 
+    /// A meter's name, or a 400 naming the known ones.
+    pub fn parse(text: &str) -> Result<Meter, ApiError> {
+        Meter::ALL
+            .iter()
+            .find(|(n, _)| *n == text)
+            .map(|(_, m)| *m)
+            .ok_or_else(|| {
+                bad(
+                    "invalid_meter",
+                    format!("unknown meter {text:?}; use one of {}", names(&Meter::ALL)),
+                )
+            })
+    }
+
     pub fn name(self) -> &'static str {
         Meter::ALL
             .iter()
@@ -117,19 +131,7 @@ impl UsageQuery {
                 format!("name a meter: meter= one of {}", names(&Meter::ALL)),
             )
         })?;
-        let meter = Meter::ALL
-            .iter()
-            .find(|(n, _)| *n == meter_text)
-            .map(|(_, m)| *m)
-            .ok_or_else(|| {
-                bad(
-                    "invalid_meter",
-                    format!(
-                        "unknown meter {meter_text:?}; use one of {}",
-                        names(&Meter::ALL)
-                    ),
-                )
-            })?;
+        let meter = Meter::parse(meter_text)?;
         let from = parse_time("from", params.from.as_deref())?;
         let to = parse_time("to", params.to.as_deref())?;
         if from >= to {
