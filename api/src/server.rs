@@ -15,7 +15,10 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::error::{ApiError, error_body};
-use crate::routes::{budgets, events, forecasts, health, ledgers, sql, usage};
+use crate::routes::{
+    billing, budget_write, budgets, capsules, events, forecasts, health, kamachiq, ledgers, sql,
+    usage,
+};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -25,10 +28,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/usage", get(usage::get_usage))
         .route("/v1/forecasts", get(forecasts::get_forecast))
+        .route("/v1/kamachiq/summary", get(kamachiq::get_summary))
+        .route("/v1/tenants/{tenant}/capsules/top", get(capsules::get_top))
         .route("/v1/anomalies/scan", post(forecasts::post_scan))
+        .route("/v1/billing/events", post(billing::post_billing_events))
         .route("/v1/billing/ledgers", get(ledgers::get_ledger))
         .route("/v1/billing/ledgers/export", get(ledgers::export_ledgers))
-        .route("/v1/budgets/{tenant}", get(budgets::get_budget))
+        .route(
+            "/v1/budgets/{tenant}",
+            get(budgets::get_budget).put(budget_write::put_budget),
+        )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::prometheus))

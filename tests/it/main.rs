@@ -6,6 +6,7 @@ mod bad_input;
 mod clickhouse;
 mod cluster;
 mod crash;
+mod endpoints;
 mod enrich;
 mod forecasts;
 mod kafka;

@@ -61,6 +61,35 @@ impl Budgets {
         Ok(Some(Budgets { link, view }))
     }
 
+    /// Sets `tenant`'s monthly budget: in its metadata (what enrich hands
+    /// the budget operator from now on) and in the current month's ledger
+    /// (what GET and the next crossing check use at once). 0 removes it.
+    pub(crate) async fn set_monthly(
+        &self,
+        tenant: &str,
+        month: &str,
+        nanos: i128,
+        text: &str,
+    ) -> Result<(), ApiError> {
+        let meta_key = format!("{}{tenant}", somaflow_operators::enrich::TENANT_KEY_PREFIX);
+        let ledger_key = somaflow_operators::budget::ledger_key(tenant, month);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&meta_key, "monthly_budget_usd", text)
+            .ignore();
+        if nanos > 0 {
+            pipe.hset(&ledger_key, "budget", nanos.to_string()).ignore();
+        } else {
+            pipe.hdel(&ledger_key, "budget").ignore();
+        }
+        self.link
+            .run(NODE, move |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
+            .map_err(redis_error)
+    }
+
     /// The tenant-month's ledger state and the tenant's metadata budget
     /// (`None` = no metadata hash; `Some(None)` = a hash without a budget).
     async fn read(
@@ -154,7 +183,7 @@ pub async fn get_budget(
 }
 
 /// The handler without axum: checks, then reads, then answers.
-async fn answer(
+pub(crate) async fn answer(
     budgets: Option<&Budgets>,
     tenant: &str,
     month: Option<&str>,
@@ -182,7 +211,7 @@ async fn answer(
 
 /// Whether `tenant` is a well-formed id (the caller's right to it is
 /// checked before, from its token).
-fn visible_tenant(tenant: &str) -> Result<(), ApiError> {
+pub(crate) fn visible_tenant(tenant: &str) -> Result<(), ApiError> {
     if tenant.is_empty()
         || tenant.len() > MAX_TENANT_LEN
         || tenant.chars().any(|c| c.is_whitespace() || c.is_control())

@@ -59,7 +59,18 @@ pub async fn post_events(
             "Content-Type {content_type:?} is not accepted; use {MEDIA_TYPES}"
         ))
     })?;
-    let records = split_body(format, &body)
+    ingest_body(&state, own_tenant.as_deref(), format, &body).await
+}
+
+/// Validates and stores the events of `body`; a tenant's token
+/// (`own_tenant`) may only write its own tenant's events.
+pub(crate) async fn ingest_body(
+    state: &AppState,
+    own_tenant: Option<&str>,
+    format: BodyFormat,
+    body: &Bytes,
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
+    let records = split_body(format, body)
         .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
     if records.is_empty() {
         return Err(ApiError::bad_request(
@@ -84,21 +95,21 @@ pub async fn post_events(
             }
         };
         checked.push(Checked {
-            raw: share(&body, record),
+            raw: share(body, record),
             verdict,
         });
     }
     // A tenant's token writes only its own tenant's events. The whole
     // request is refused, nothing stored: a dead letter would land the
     // bytes in the other tenant's rows.
-    if let Some(own) = &own_tenant
+    if let Some(own) = own_tenant
         && let Some(other) = checked.iter().find_map(|c| match &c.verdict {
-            Ok((_, tenant)) if tenant != own => Some(tenant.clone()),
+            Ok((_, tenant)) if tenant.as_str() != own => Some(tenant.clone()),
             _ => None,
         })
     {
         return Err(ApiError::Auth(AuthError::OtherTenant {
-            token: own.clone(),
+            token: own.to_string(),
             requested: other,
         }));
     }

@@ -1,9 +1,13 @@
 //! HTTP routes, one file per area.
 
+pub mod billing;
+pub mod budget_write;
 pub mod budgets;
+pub mod capsules;
 pub mod events;
 pub mod forecasts;
 pub mod health;
+pub mod kamachiq;
 pub mod ledgers;
 pub mod sql;
 pub mod usage;
