@@ -7,6 +7,7 @@ pub mod forecast;
 pub mod ingest;
 pub mod ledger;
 pub mod money;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/budgets/{tenant}",
             get(budgets::get_budget).put(budget_write::put_budget),
         )
+        .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::prometheus))

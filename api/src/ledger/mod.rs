@@ -10,7 +10,7 @@ pub mod queries;
 use serde::Serialize;
 
 /// One line of a ledger. Amounts are USD decimal strings with 9 places.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LedgerLine {
     pub tenant: String,
     /// `llm` (rated by somaflow), `llm_reported` (cost sent by the
@@ -33,7 +33,7 @@ pub struct LedgerLine {
 
 /// A payout to a capsule author recorded in the tenant's events; paid by
 /// the platform, so not part of what the tenant owes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Payout {
     pub author_id: String,
     pub capsule_id: String,
@@ -43,7 +43,7 @@ pub struct Payout {
 
 /// Usage the tenant reported directly (`soma.billing.v1`), by meter; it has
 /// no price in somaflow's price table, so it is listed, not charged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReportedUsage {
     pub meter: String,
     pub unit: String,
@@ -51,7 +51,7 @@ pub struct ReportedUsage {
     pub events: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub llm_usd: String,
     pub capsule_runs_usd: String,
@@ -64,7 +64,7 @@ pub struct Totals {
     pub total_nanos: i128,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Ledger {
     pub tenant: String,
     pub period: String,

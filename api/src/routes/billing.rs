@@ -26,11 +26,12 @@ use crate::state::AppState;
 const SOURCE: &str = "/v1/billing/events";
 const MAX_KEY_LEN: usize = 256;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BillingReport {
     pub tenant: Option<String>,
     pub meter: String,
+    #[schema(value_type = String)]
     pub quantity: Value,
     pub unit: String,
     pub idempotency_key: String,
@@ -44,7 +45,7 @@ pub enum BillingBody {
     Many(Vec<BillingReport>),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BillingAnswer {
     #[serde(flatten)]
     pub ingest: IngestAnswer,
@@ -58,6 +59,15 @@ pub fn billing_event_id(tenant: &str, key: &str) -> String {
     format!("billing-{digest:032x}")
 }
 
+#[utoipa::path(post, path = "/v1/billing/events", tag = "billing",
+    request_body(content = [BillingReport], description = "One report or an array; idempotent on (tenant, idempotency_key)"),
+    responses(
+        (status = 202, description = "Stored; `event_ids` in order", body = BillingAnswer),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["events:write"])))]
 pub async fn post_billing_events(
     State(state): State<AppState>,
     caller: Caller,

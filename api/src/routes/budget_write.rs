@@ -16,13 +16,22 @@ use crate::error::ApiError;
 use crate::routes::budgets::{BudgetAnswer, answer, visible_tenant};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetUpdate {
     /// A decimal string or number, in USD.
+    #[schema(value_type = String)]
     pub monthly_budget_usd: Value,
 }
 
+#[utoipa::path(put, path = "/v1/budgets/{tenant}", tag = "billing",
+    params(("tenant" = String, Path)),
+    request_body = BudgetUpdate,
+    responses((status = 200, description = "The budget as GET answers it", body = crate::routes::budgets::BudgetAnswer), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["billing:admin"])))]
 pub async fn put_budget(
     State(state): State<AppState>,
     caller: Caller,

@@ -124,14 +124,15 @@ fn redis_error(e: RedisLinkError) -> ApiError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetQuery {
     /// `YYYY-MM` (UTC); default the current month.
     pub month: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetStatus {
     /// Under the soft threshold.
@@ -144,7 +145,7 @@ pub enum BudgetStatus {
     NoBudget,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BudgetAnswer {
     pub tenant: String,
     pub month: String,
@@ -161,6 +162,15 @@ pub struct BudgetAnswer {
     pub hard_crossed_at_spend_usd: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/budgets/{tenant}", tag = "billing",
+    params(("tenant" = String, Path), BudgetQuery),
+    responses((status = 200, description = "Budget, month-to-date spend and status", body = BudgetAnswer),
+        (status = 404, description = "Unknown tenant", body = crate::openapi::ErrorBody),
+        (status = 501, description = "No [redis] url on this node", body = crate::openapi::ErrorBody), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["billing:read"])))]
 pub async fn get_budget(
     State(state): State<AppState>,
     caller: Caller,

@@ -21,8 +21,10 @@ use crate::store::{Store, Sum, SumQuery};
 const DEFAULT_DAYS: i64 = 30;
 const MAX_LIMIT: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TopParams {
+    /// runs (default), cost or revenue
     pub by: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
@@ -62,6 +64,13 @@ pub fn parse_range(
     Ok((from, to))
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/capsules/top", tag = "marketplace",
+    params(("tenant" = String, Path, description = "A tenant id, or `*` (admin) for every tenant"), TopParams),
+    responses((status = 200, description = "`{capsules: [{capsule_id, runs, cost_usd, revenue_usd}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["usage:read"])))]
 pub async fn get_top(
     State(state): State<AppState>,
     caller: Caller,

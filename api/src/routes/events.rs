@@ -17,13 +17,13 @@ use crate::error::ApiError;
 use crate::ingest::{Checked, IngestError};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     pub index: usize,
     pub error: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestAnswer {
     pub accepted: usize,
     pub rejected: Vec<Rejection>,
@@ -32,6 +32,18 @@ pub struct IngestAnswer {
 const MEDIA_TYPES: &str =
     "application/cloudevents+json, application/cloudevents-batch+json or application/x-ndjson";
 
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    request_body(content = Object, description = "One CloudEvent (application/cloudevents+json), a batch (application/cloudevents-batch+json) or NDJSON (application/x-ndjson)", content_type = "application/cloudevents+json"),
+    responses(
+        (status = 202, description = "Stored durably; rejected events are listed and dead-lettered", body = IngestAnswer),
+        (status = 413, description = "Body over server.body_limit_bytes", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Unknown Content-Type", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["events:write"])))]
 pub async fn post_events(
     State(state): State<AppState>,
     caller: Caller,

@@ -25,7 +25,8 @@ const HISTORY_DAYS: i64 = 28;
 const MAX_HORIZON_HOURS: i64 = 31 * 24;
 const MAX_SCAN_HOURS: i64 = 31 * 24;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForecastParams {
     pub tenant: Option<String>,
     pub meter: Option<String>,
@@ -123,6 +124,13 @@ fn series_by_tenant(
     out
 }
 
+#[utoipa::path(get, path = "/v1/forecasts", tag = "forecasts",
+    params(ForecastParams),
+    responses((status = 200, description = "`{model, backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["usage:read"])))]
 pub async fn get_forecast(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,7 +186,7 @@ pub async fn get_forecast(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
     pub from: String,
@@ -189,6 +197,13 @@ pub struct ScanRequest {
     pub source: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/anomalies/scan", tag = "forecasts",
+    request_body = ScanRequest,
+    responses((status = 200, description = "`{anomalies: [{tenant, meter, window_start, window_end, observed, expected, score, direction}], series_scanned}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["usage:read"])))]
 pub async fn post_scan(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,10 +11,12 @@ use somaflow_pipeline::metrics::metrics;
 use crate::ingest::Ingest;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process is up")))]
 pub async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "Ready, with warnings"), (status = 503, description = "Not ready: what is down")))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut problems: Vec<String> = state.ingest.problem().into_iter().collect();
     if let Some(ch) = state.clickhouse.as_ref().filter(|ch| !ch.is_up()) {
@@ -55,6 +57,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn prometheus() -> impl IntoResponse {
     (
         [(

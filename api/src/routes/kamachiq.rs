@@ -24,7 +24,8 @@ use crate::money::usd;
 use crate::state::AppState;
 use crate::store::{Store, Sum, SumQuery, SumRow};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryParams {
     pub tenant: Option<String>,
     pub from: Option<String>,
@@ -131,6 +132,13 @@ fn nearest_rank(sorted: &[i64], p: f64) -> Option<i64> {
     sorted.get(rank - 1).copied()
 }
 
+#[utoipa::path(get, path = "/v1/kamachiq/summary", tag = "kamachiq",
+    params(SummaryParams),
+    responses((status = 200, description = "`{runs, succeeded_runs, success_rate, duration_ms_p50, duration_ms_p95, steps_per_run, retries, auto_approval_rate, spend_usd, spend_per_run_usd}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["usage:read"])))]
 pub async fn get_summary(
     State(state): State<AppState>,
     caller: Caller,

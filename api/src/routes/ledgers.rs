@@ -24,10 +24,13 @@ use crate::routes::budgets::parse_month;
 use crate::state::AppState;
 use crate::store::{Store, SumQuery};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerParams {
     pub tenant: Option<String>,
+    /// YYYY-MM (UTC); default the current month
     pub period: Option<String>,
+    /// csv (default) or parquet, for the export
     pub format: Option<String>,
     pub source: Option<String>,
 }
@@ -92,6 +95,13 @@ async fn ledgers(
     Ok(build_all(period, &sums, prices))
 }
 
+#[utoipa::path(get, path = "/v1/billing/ledgers", tag = "billing",
+    params(LedgerParams),
+    responses((status = 200, description = "The tenant's ledger for the period", body = crate::ledger::Ledger), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["billing:read"])))]
 pub async fn get_ledger(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,6 +124,13 @@ pub async fn get_ledger(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/v1/billing/ledgers/export", tag = "billing",
+    params(LedgerParams),
+    responses((status = 200, description = "Every visible tenant's ledger lines as CSV or Parquet (money as Decimal(38, 9)) by format=", content_type = "text/csv"), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["billing:admin"])))]
 pub async fn export_ledgers(
     State(state): State<AppState>,
     caller: Caller,

@@ -16,11 +16,20 @@ use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SqlRequest {
     pub sql: String,
 }
 
+#[utoipa::path(post, path = "/v1/sql", tag = "sql",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, description = "`{columns, rows}`; CSV with `Accept: text/csv`. A tenant token reads views of its own rows only", body = Object),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["sql:read"])))]
 pub async fn post_sql(
     State(state): State<AppState>,
     caller: Caller,

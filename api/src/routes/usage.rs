@@ -18,6 +18,15 @@ use crate::usage::plan::UsagePlan;
 use crate::usage::request::{UsageParams, UsageQuery};
 use crate::usage::windows::{WindowSum, fold};
 
+#[utoipa::path(get, path = "/v1/usage", tag = "usage",
+    params(UsageParams),
+    responses(
+        (status = 200, description = "`{meter, from, to, window, tz, group_by, tenant, source, rows: [{window_start, window_end, group, value}]}`; CSV with `Accept: text/csv`", body = Object),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    security(("bearer" = ["usage:read"])))]
 pub async fn get_usage(
     State(state): State<AppState>,
     caller: Caller,

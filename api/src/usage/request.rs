@@ -87,14 +87,22 @@ impl Dim {
 }
 
 /// The query string as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageParams {
+    /// tokens, input_tokens, output_tokens, cost_usd, requests, capsule_runs, workflow_steps
     pub meter: Option<String>,
+    /// RFC 3339, a whole minute
     pub from: Option<String>,
+    /// RFC 3339, a whole minute (exclusive)
     pub to: Option<String>,
+    /// minute, hour (default), day, month
     pub window: Option<String>,
+    /// IANA time zone of day and month windows (default UTC)
     pub tz: Option<String>,
+    /// Comma-separated: tenant, user, model, provider, capsule
     pub group_by: Option<String>,
+    /// Required for an admin token; a tenant token sees its own tenant only
     pub tenant: Option<String>,
     /// `clickhouse` or `lake`; default: ClickHouse when configured.
     pub source: Option<String>,
