@@ -54,6 +54,9 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::NotConfigured { code, .. } => (StatusCode::NOT_IMPLEMENTED, code),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Auth(e @ AuthError::KeysUnavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, e.code())
+            }
             ApiError::Auth(e) if e.is_unauthenticated() => (StatusCode::UNAUTHORIZED, e.code()),
             ApiError::Auth(e) => (StatusCode::FORBIDDEN, e.code()),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -333,3 +333,78 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_provider_tokens_are_checked_against_its_jwks() {
+    let idp = crate::support::JwksServer::start().await;
+    let issuer = "https://idp.test/realms/soma";
+    let dir = tempfile::tempdir().unwrap();
+    let node = Somaflow::start(
+        dir.path(),
+        &[
+            ("SOMAFLOW_AUTH__JWKS_URL", &idp.url),
+            ("SOMAFLOW_AUTH__ISSUER", issuer),
+        ],
+    );
+    node.wait_ready().await;
+    let base = node.url();
+    use crate::support::idp_token;
+
+    for (alg, kid) in [("RS256", "test-rsa-1"), ("ES256", "test-ec-1")] {
+        let t = idp_token(alg, kid, issuer, "acme", "sql:read usage:read");
+        let (status, body) = sql_as(&base, &t, "SELECT 1").await;
+        assert_eq!(status, 200, "{alg}: {body}");
+    }
+    let fetched = idp.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetched, 1, "the keys were fetched once and then reused");
+
+    let refused = [
+        (
+            "an unknown key id",
+            idp_token("RS256", "rotated-away", issuer, "acme", "sql:read"),
+        ),
+        (
+            "another issuer",
+            idp_token(
+                "RS256",
+                "test-rsa-1",
+                "https://evil.test",
+                "acme",
+                "sql:read",
+            ),
+        ),
+        (
+            "a key used for the wrong algorithm",
+            idp_token("ES256", "test-rsa-1", issuer, "acme", "sql:read"),
+        ),
+        (
+            "an HS256 token with no secret set",
+            token(Some("acme"), &["sql:read"]),
+        ),
+    ];
+    for (what, t) in refused {
+        let (status, body) = sql_as(&base, &t, "SELECT 1").await;
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (401, "invalid_token"),
+            "{what}: {body}"
+        );
+    }
+    // acme's signature on another token's claims (globex, admin).
+    let tampered = {
+        let own = idp_token("RS256", "test-rsa-1", issuer, "acme", "sql:read");
+        let other = idp_token("RS256", "test-rsa-1", issuer, "globex", "admin");
+        let (own, other): (Vec<&str>, Vec<&str>) =
+            (own.split('.').collect(), other.split('.').collect());
+        format!("{}.{}.{}", own[0], other[1], own[2])
+    };
+    let (status, _) = sql_as(&base, &tampered, "SELECT 1").await;
+    assert_eq!(status, 401, "a payload changed after signing");
+    let t = idp_token("ES256", "test-ec-1", issuer, "acme", "usage:read");
+    let (status, body) = sql_as(&base, &t, "SELECT 1").await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "missing_scope"),
+        "Keycloak's scope string is read"
+    );
+}

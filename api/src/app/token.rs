@@ -17,9 +17,9 @@ pub fn run(
     subject: &str,
     ttl: Duration,
 ) -> anyhow::Result<()> {
-    if !config.auth.enabled() {
+    if config.auth.secret.is_empty() {
         bail!(
-            "auth is off: set `[auth] secret` in the config or SOMAFLOW_AUTH__SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`)"
+            "no [auth] secret to sign with: set `[auth] secret` in the config or SOMAFLOW_AUTH__SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`); tokens checked by a JWKS come from the identity provider"
         );
     }
     let scopes = Scopes::parse(scopes.iter().map(String::as_str)).context("--scopes")?;

@@ -65,6 +65,9 @@ impl Principal {
     }
 }
 
+/// Accepted clock difference between the minting host and this one.
+pub(super) const LEEWAY_SECS: u64 = 30;
+
 /// Checks HS256 tokens signed with one shared secret.
 pub struct TokenVerifier {
     key: DecodingKey,
@@ -76,7 +79,7 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         // A clock a little off between the minting host and this one must
         // not refuse fresh tokens.
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         Self {
             key: DecodingKey::from_secret(secret),
             validation,
@@ -85,32 +88,45 @@ impl TokenVerifier {
 
     /// The principal of an `Authorization` header's value.
     pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header.ok_or(AuthError::MissingToken)?;
-        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::NotBearer);
-        }
-        self.verify(token.trim())
+        self.verify(bearer_token(header)?)
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let data =
-            decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
-            })?;
-        let claims = data.claims;
-        let scopes = match &claims.scopes {
-            None => Scopes::default(),
-            Some(ScopeClaim::Text(text)) => Scopes::parse([text.as_str()])?,
-            Some(ScopeClaim::List(list)) => Scopes::parse(list.iter().map(String::as_str))?,
-        };
-        Ok(Principal {
-            subject: claims.sub,
-            tenant: claims.tenant.filter(|t| !t.is_empty()),
-            scopes,
-        })
+        decode_principal(token, &self.key, &self.validation)
     }
+}
+
+/// The token of an `Authorization: Bearer <jwt>` header value.
+pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::MissingToken)?;
+    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    Ok(token.trim())
+}
+
+/// The principal of a token signed with `key`, checked by `validation`.
+pub(super) fn decode_principal(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<Principal, AuthError> {
+    let data = decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        _ => AuthError::Invalid(e.to_string()),
+    })?;
+    let claims = data.claims;
+    let scopes = match &claims.scopes {
+        None => Scopes::default(),
+        Some(ScopeClaim::Text(text)) => Scopes::parse([text.as_str()])?,
+        Some(ScopeClaim::List(list)) => Scopes::parse(list.iter().map(String::as_str))?,
+    };
+    Ok(Principal {
+        subject: claims.sub,
+        tenant: claims.tenant.filter(|t| !t.is_empty()),
+        scopes,
+    })
 }
 
 /// A token for `tenant` (or every tenant, with `admin`) with `scopes`,

@@ -1,6 +1,7 @@
 //! Who may call: the [`Caller`] extractor every `/v1` handler takes. With
-//! `[auth] secret` set, it verifies the bearer token and charges the
-//! token's rate limit; without one (the embedded demo), every caller is an
+//! `[auth] secret` (HS256) and/or `[auth] jwks_url` (RS256/ES256 from an
+//! identity provider) set, it verifies the bearer token and charges the
+//! token's rate limit; with neither (the embedded demo), every caller is an
 //! anonymous admin and the server binds to localhost only (see
 //! `app::http`).
 
@@ -15,7 +16,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use somaflow_pipeline::config::AuthConfig;
 
-use super::{AuthError, Principal, Scope, Scopes, TokenVerifier};
+use super::{AuthError, JwksKeys, Principal, Scope, Scopes, TokenVerifier, bearer_token};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,7 +24,10 @@ use crate::state::AppState;
 pub enum Access {
     /// Bearer tokens checked, each with its own rate limit (`None`: no limit).
     Enforced {
-        verifier: Box<TokenVerifier>,
+        /// HS256 tokens (`somaflow token`), when a secret is set.
+        secret: Option<Box<TokenVerifier>>,
+        /// RS256/ES256 tokens, when a JWKS URL is set.
+        jwks: Option<Box<JwksKeys>>,
         limiter: Option<DefaultKeyedRateLimiter<u64>>,
     },
     /// Auth is off: everyone is an anonymous admin.
@@ -39,8 +43,16 @@ impl Access {
             let burst = NonZeroU32::new(config.request_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Arc::new(Access::Enforced {
-            verifier: Box::new(TokenVerifier::hs256(config.secret.as_bytes())),
+            secret: nonempty(&config.secret).map(|s| Box::new(TokenVerifier::hs256(s.as_bytes()))),
+            jwks: nonempty(&config.jwks_url).map(|url| {
+                Box::new(JwksKeys::new(
+                    &url,
+                    nonempty(&config.issuer),
+                    nonempty(&config.audience),
+                ))
+            }),
             limiter,
         })
     }
@@ -50,15 +62,23 @@ impl Access {
     }
 
     /// The caller of a request with this `Authorization` header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
-        let Access::Enforced { verifier, limiter } = self else {
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        let Access::Enforced {
+            secret,
+            jwks,
+            limiter,
+        } = self
+        else {
             return Ok(Principal {
                 subject: "anonymous".into(),
                 tenant: None,
                 scopes: Scopes::parse([Scope::Admin.as_str()]).map_err(ApiError::Auth)?,
             });
         };
-        let principal = verifier.verify_header(header).map_err(ApiError::Auth)?;
+        let token = bearer_token(header).map_err(ApiError::Auth)?;
+        let principal = verify(token, secret.as_deref(), jwks.as_deref())
+            .await
+            .map_err(ApiError::Auth)?;
         if let (Some(limiter), Some(header)) = (limiter, header) {
             // Keyed by the token itself: two tokens of one subject are two
             // budgets, as the issuer meant them.
@@ -71,6 +91,28 @@ impl Access {
             }
         }
         Ok(principal)
+    }
+}
+
+/// HS256 tokens go to the secret, others to the JWKS: each verifier only
+/// ever sees the algorithms it was configured for.
+async fn verify(
+    token: &str,
+    secret: Option<&TokenVerifier>,
+    jwks: Option<&JwksKeys>,
+) -> Result<Principal, AuthError> {
+    let alg = jsonwebtoken::decode_header(token)
+        .map_err(|e| AuthError::Invalid(e.to_string()))?
+        .alg;
+    match (alg, secret, jwks) {
+        (jsonwebtoken::Algorithm::HS256, Some(secret), _) => secret.verify(token),
+        (jsonwebtoken::Algorithm::HS256, None, _) => Err(AuthError::Invalid(
+            "HS256 tokens are not accepted here: no [auth] secret is set".into(),
+        )),
+        (_, _, Some(jwks)) => jwks.verify(token).await,
+        (alg, _, None) => Err(AuthError::Invalid(format!(
+            "{alg:?} tokens are not accepted here: no [auth] jwks_url is set"
+        ))),
     }
 }
 
@@ -107,7 +149,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(AUTHORIZATION)
             .map(|v| v.to_str().map_err(|_| ApiError::Auth(AuthError::NotBearer)))
             .transpose()?;
-        state.access.authenticate(header).map(Caller)
+        state.access.authenticate(header).await.map(Caller)
     }
 }
 
@@ -123,6 +165,7 @@ mod tests {
             secret: SECRET.into(),
             requests_per_second: rate,
             request_burst: burst,
+            ..AuthConfig::default()
         })
     }
 
@@ -139,38 +182,38 @@ mod tests {
         format!("Bearer {token}")
     }
 
-    #[test]
-    fn open_access_is_an_anonymous_admin() {
+    #[tokio::test]
+    async fn open_access_is_an_anonymous_admin() {
         let access = Access::from_config(&AuthConfig::default());
-        let p = access.authenticate(None).unwrap();
+        let p = access.authenticate(None).await.unwrap();
         assert!(p.tenant.is_none() && p.scopes.grants(Scope::SqlRead));
     }
 
-    #[test]
-    fn each_token_has_its_own_burst_then_gets_retry_after() {
+    #[tokio::test]
+    async fn each_token_has_its_own_burst_then_gets_retry_after() {
         let access = enforced(1, 3);
         let (a, b) = (bearer("a"), bearer("b"));
         for _ in 0..3 {
-            access.authenticate(Some(&a)).unwrap();
+            access.authenticate(Some(&a)).await.unwrap();
         }
-        match access.authenticate(Some(&a)) {
+        match access.authenticate(Some(&a)).await {
             Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
             other => panic!("expected 429, got {other:?}"),
         }
         // Another token is not charged for the first one's requests.
-        access.authenticate(Some(&b)).unwrap();
+        access.authenticate(Some(&b)).await.unwrap();
     }
 
-    #[test]
-    fn a_missing_or_forged_token_is_refused_before_any_limit() {
+    #[tokio::test]
+    async fn a_missing_or_forged_token_is_refused_before_any_limit() {
         let access = enforced(1, 1);
         assert!(matches!(
-            access.authenticate(None),
+            access.authenticate(None).await,
             Err(ApiError::Auth(AuthError::MissingToken))
         ));
         let forged = format!("{}x", bearer("a"));
         assert!(matches!(
-            access.authenticate(Some(&forged)),
+            access.authenticate(Some(&forged)).await,
             Err(ApiError::Auth(AuthError::Invalid(_)))
         ));
     }

@@ -6,10 +6,12 @@
 
 mod claims;
 mod guard;
+mod jwks;
 mod scopes;
 
-pub use claims::{Principal, TokenVerifier, mint};
+pub use claims::{Principal, TokenVerifier, bearer_token, mint};
 pub use guard::{Access, Caller};
+pub use jwks::JwksKeys;
 pub use scopes::{Scope, Scopes};
 
 /// Why a request is refused: 401 for the token, 403 for what it may do.
@@ -31,6 +33,9 @@ pub enum AuthError {
     OtherTenant { token: String, requested: String },
     #[error("name a tenant: this token is not bound to one")]
     TenantRequired,
+    /// The identity provider's keys could not be fetched: not the caller's fault.
+    #[error("the token's signing keys are not available: {0}")]
+    KeysUnavailable(String),
 }
 
 impl AuthError {
@@ -56,6 +61,7 @@ impl AuthError {
             AuthError::MissingScope(_) => "missing_scope",
             AuthError::OtherTenant { .. } => "other_tenant",
             AuthError::TenantRequired => "tenant_required",
+            AuthError::KeysUnavailable(_) => "keys_unavailable",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `[auth]`: the API's bearer-token secret and per-token rate limit.
+//! `[auth]`: how the API checks bearer tokens (an HS256 secret, an
+//! identity provider's JWKS, or both) and the per-token rate limit.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,14 @@ pub struct AuthConfig {
     /// The HS256 signing secret, at least 32 bytes; empty turns auth off.
     /// Better set through `SOMAFLOW_AUTH__SECRET` than written in a file.
     pub secret: String,
+    /// An identity provider's JWKS URL (Keycloak:
+    /// `https://host/realms/R/protocol/openid-connect/certs`); RS256/ES256
+    /// tokens are checked against its keys. Empty: none.
+    pub jwks_url: String,
+    /// When set, JWKS tokens must carry this `iss`.
+    pub issuer: String,
+    /// When set, JWKS tokens must carry this `aud`.
+    pub audience: String,
     /// Requests a second each token may make on average (0: no limit);
     /// beyond it the API answers 429 with `Retry-After`.
     pub requests_per_second: u32,
@@ -20,6 +29,9 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             secret: String::new(),
+            jwks_url: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
             requests_per_second: 100,
             request_burst: 200,
         }
@@ -33,7 +45,17 @@ pub const MIN_AUTH_SECRET_BYTES: usize = 32;
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("secret", &if self.enabled() { "<set>" } else { "<unset>" })
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    "<unset>"
+                } else {
+                    "<set>"
+                },
+            )
+            .field("jwks_url", &self.jwks_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
             .field("requests_per_second", &self.requests_per_second)
             .field("request_burst", &self.request_burst)
             .finish()
@@ -41,7 +63,8 @@ impl std::fmt::Debug for AuthConfig {
 }
 
 impl AuthConfig {
+    /// Whether tokens are checked at all.
     pub fn enabled(&self) -> bool {
-        !self.secret.is_empty()
+        !self.secret.is_empty() || !self.jwks_url.is_empty()
     }
 }

@@ -361,7 +361,19 @@ impl Config {
                 format!("{:?} is not host:port ({e})", self.server.listen),
             )
         })?;
-        if self.auth.enabled() && self.auth.secret.len() < MIN_AUTH_SECRET_BYTES {
+        if !self.auth.jwks_url.is_empty()
+            && !(self.auth.jwks_url.starts_with("http://")
+                || self.auth.jwks_url.starts_with("https://"))
+        {
+            return Err(ConfigError::key(
+                "auth.jwks_url",
+                format!(
+                    "{:?} is not an http(s) URL (Keycloak: https://host/realms/R/protocol/openid-connect/certs)",
+                    self.auth.jwks_url
+                ),
+            ));
+        }
+        if !self.auth.secret.is_empty() && self.auth.secret.len() < MIN_AUTH_SECRET_BYTES {
             return Err(ConfigError::key(
                 "auth.secret",
                 format!(
