@@ -361,10 +361,8 @@ impl Config {
                 format!("{:?} is not host:port ({e})", self.server.listen),
             )
         })?;
-        if !self.auth.jwks_url.is_empty()
-            && !(self.auth.jwks_url.starts_with("http://")
-                || self.auth.jwks_url.starts_with("https://"))
-        {
+        let url = &self.auth.jwks_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::key(
                 "auth.jwks_url",
                 format!(
