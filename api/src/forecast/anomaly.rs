@@ -7,8 +7,6 @@
 
 use serde::Serialize;
 
-#[cfg(test)]
-use super::select::COUNT_MIN_SIGMA;
 use super::select::{Z99, choose, interval};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
