@@ -49,7 +49,7 @@ apt_install() {
     apt_updated=1
   fi
   log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ${APT_EXTRA:-} "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
 }
 
@@ -207,6 +207,10 @@ clickhouse_status() {
 deps() {
   # mold: linking DataFusion dominates incremental builds (scripts/cc-link uses it when present).
   apt_install mold pkg-config
+  # Prometheus 2.42 and promtool: the observability test scrapes somaflow with
+  # the real server and checks the alert rules and /metrics with promtool.
+  # Without recommends: no node exporter daemon.
+  APT_EXTRA=--no-install-recommends apt_install prometheus
   command -v cargo >/dev/null || die "cargo is missing: install Rust (stable) with rustup"
 }
 

@@ -205,16 +205,18 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => {
-            app::telemetry::init("info");
             let config = load_config(cli.config)?;
-            if config.reads_kafka() {
+            let traces = app::telemetry::init_with(&config.otel, "info")?;
+            let result = if config.reads_kafka() {
                 app::cluster::run(&config).await
             } else {
-                app::EmbeddedNode::start(&config)
-                    .await?
-                    .run_until_signal()
-                    .await
-            }
+                match app::EmbeddedNode::start(&config).await {
+                    Ok(node) => node.run_until_signal().await,
+                    Err(e) => Err(e),
+                }
+            };
+            traces.shutdown().await;
+            result
         }
         Command::Demo {
             rate,

@@ -9,10 +9,13 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use somaflow_pipeline::metrics::{HttpLabels, RouteLabels, metrics};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_http::HeaderExtractor;
+use somaflow_pipeline::metrics::{HttpLabels, metrics};
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
-use tracing::Level;
+use tracing::{Level, Span, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::{ApiError, error_body};
 use crate::routes::{
@@ -47,7 +50,12 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(record_metrics))
         // A 503 from /ready or a refused request is an answer, not a server
         // fault: log it as a warning.
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::WARN)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(record_status)
+                .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+        )
         .with_state(state)
 }
 
@@ -71,20 +79,48 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
+    let labels = HttpLabels {
+        route,
+        method,
+        status: response.status().as_u16().to_string(),
+    };
     let m = metrics();
     m.http_duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
+        .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    m.http_requests
-        .get_or_create(&HttpLabels {
-            route,
-            method,
-            status: response.status().as_u16().to_string(),
-        })
-        .inc();
+    m.http_requests.get_or_create(&labels).inc();
     response
+}
+
+/// The span of one request, named by its route, child of the caller's
+/// trace when the request carries a W3C `traceparent` header.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let method = request.method();
+    let span = info_span!(
+        "http request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route,
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(request.headers()))
+    });
+    if parent.span().span_context().is_valid() {
+        // Fails only when no OpenTelemetry layer records spans.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+fn record_status(response: &Response, _latency: std::time::Duration, span: &Span) {
+    span.record("http.response.status_code", response.status().as_u16());
 }
 
 /// Binds `listen`; fails with the address and reason when it cannot.

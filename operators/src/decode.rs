@@ -12,6 +12,7 @@ use somaflow_pipeline::events::{
     parse_event, peek_ids,
 };
 use somaflow_pipeline::metrics::{DeadLetterLabels, metrics};
+use somaflow_pipeline::runtime::trace::TraceCollector;
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 pub const DEAD_LETTERS: &str = "dead_letters";
@@ -34,10 +35,16 @@ pub struct Decode {
     max_event_time: Option<i64>,
     builders: Vec<KindBatchBuilder>,
     dead: DeadLetterBuilder,
+    traces: TraceCollector,
 }
 
 impl Decode {
     pub fn new(node: &str, bounds: TimeBounds, out_of_orderness_us: i64) -> Self {
+        // The dead-letter series exists from the start (0, not absent).
+        let _ = metrics().dead_letters.get_or_create(&DeadLetterLabels {
+            node: node.to_string(),
+            stage: STAGE.to_string(),
+        });
         Self {
             node: node.to_string(),
             bounds,
@@ -48,6 +55,7 @@ impl Decode {
                 .map(|k| KindBatchBuilder::new(*k))
                 .collect(),
             dead: DeadLetterBuilder::default(),
+            traces: TraceCollector::default(),
         }
     }
 
@@ -83,6 +91,9 @@ impl Decode {
                         self.max_event_time
                             .map_or(ev.event_time_us, |m| m.max(ev.event_time_us)),
                     );
+                    if let Some(tp) = &ev.traceparent {
+                        self.traces.add(tp);
+                    }
                     self.builders[ev.kind as usize].append(&ev, ingest_us, &pos);
                 }
                 Err(e) => {
@@ -127,10 +138,14 @@ impl Operator for Decode {
             return Err(DecodeError::UnexpectedTable(batch.table).into());
         }
         self.decode(&batch.rows)?;
+        let trace = self.traces.finish();
         for b in &mut self.builders {
             if !b.is_empty() {
                 let table = b.kind().table();
-                out.emit(OUT, Batch::new(table, b.finish()?));
+                out.emit(
+                    OUT,
+                    Batch::new(table, b.finish()?).with_trace(trace.clone()),
+                );
             }
         }
         if !self.dead.is_empty() {

@@ -131,6 +131,10 @@ impl ShardState {
 
 impl Dedup {
     pub fn new(node: &str, ttl_secs: u64) -> Self {
+        // The series exists from the start (0, not absent).
+        let _ = metrics().duplicates_dropped.get_or_create(&NodeLabels {
+            node: node.to_string(),
+        });
         Self {
             node: node.to_string(),
             ttl_us: (ttl_secs as i64).saturating_mul(1_000_000),

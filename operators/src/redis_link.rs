@@ -93,8 +93,10 @@ impl RedisLink {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         *paused = (!ok).then(|| Instant::now() + PAUSE_AFTER_FAILURE);
+        // Touched on success too: the node's series reads 0, not absent.
+        let errors = metrics().redis_errors.get_or_create(&node(node_id));
         if !ok {
-            metrics().redis_errors.get_or_create(&node(node_id)).inc();
+            errors.inc();
         }
     }
 

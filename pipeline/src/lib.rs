@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod events;
+pub mod exposition;
 pub mod metrics;
 pub mod runtime;
 pub mod storage;

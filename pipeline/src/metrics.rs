@@ -51,16 +51,42 @@ pub struct HttpLabels {
     pub status: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
-}
-
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The label set of a series without labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoLabels {}
+
+/// A gauge exported only once set: a component this process does not run
+/// (no Redis configured, say) shows no series, rather than a 0 that reads
+/// as "down" on a dashboard or an alert.
+#[derive(Clone, Debug, Default)]
+pub struct LazyGauge(Family<NoLabels, Gauge>);
+
+impl LazyGauge {
+    pub fn set(&self, value: i64) {
+        self.0.get_or_create(&NoLabels {}).set(value);
+    }
+
+    /// The value, 0 before the first `set` (which this does not count as one).
+    pub fn get(&self) -> i64 {
+        self.0.get(&NoLabels {}).map_or(0, |g| g.get())
+    }
+}
 
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~50 s
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+fn batch_rows_histogram() -> Histogram {
+    // 1 .. 1M rows
+    Histogram::new(exponential_buckets(1.0, 4.0, 11))
+}
+
+fn event_latency_histogram() -> Histogram {
+    // 50 ms .. ~1.8 h: event time to sink commit, checkpoints included
+    Histogram::new(exponential_buckets(0.05, 2.0, 18))
 }
 
 /// Every metric somaflow exports.
@@ -76,10 +102,14 @@ pub struct Metrics {
     pub dead_letters: Family<DeadLetterLabels, Counter>,
     pub duplicates_dropped: Family<NodeLabels, Counter>,
     pub channel_queued_rows: Family<NodeLabels, Gauge>,
+    pub channel_capacity_rows: Family<NodeLabels, Gauge>,
+    pub batch_rows: HistogramFamily<NodeLabels>,
+    pub event_latency: HistogramFamily<NodeTableLabels>,
     pub checkpoint_duration: Histogram,
     pub checkpoints_completed: Counter,
     pub checkpoint_failures: Counter,
     pub last_checkpoint_epoch: Gauge,
+    pub checkpoint_bytes: Gauge,
     pub sink_flush_duration: HistogramFamily<NodeLabels>,
     pub sink_rows_committed: Family<NodeTableLabels, Counter>,
     pub log_append_duration: Histogram,
@@ -88,19 +118,19 @@ pub struct Metrics {
     pub ingest_accepted: Counter,
     pub ingest_rejected: Counter,
     pub http_requests: Family<HttpLabels, Counter>,
-    pub http_duration: HistogramFamily<RouteLabels>,
+    pub http_duration: HistogramFamily<HttpLabels>,
     pub kafka_lag: Family<PartitionLabels, Gauge>,
     pub kafka_read_offset: Family<PartitionLabels, Gauge>,
-    pub kafka_broker_up: Gauge,
+    pub kafka_broker_up: LazyGauge,
     pub kafka_rebalances: Counter,
     pub kafka_offset_gaps: Counter,
     pub clickhouse_rows_inserted: Family<NodeTableLabels, Counter>,
     pub clickhouse_insert_duration: HistogramFamily<NodeTableLabels>,
     pub clickhouse_insert_retries: Family<NodeTableLabels, Counter>,
     pub clickhouse_rows_rejected: Family<NodeTableLabels, Counter>,
-    pub clickhouse_up: Gauge,
+    pub clickhouse_up: LazyGauge,
     pub enrich_lookups: Family<OutcomeLabels, Counter>,
-    pub redis_up: Gauge,
+    pub redis_up: LazyGauge,
     pub redis_errors: Family<NodeLabels, Counter>,
     pub policy_decisions: Family<PolicyLabels, Counter>,
     pub pii_redacted: Family<NodeLabels, Counter>,
@@ -121,10 +151,14 @@ impl Metrics {
             dead_letters: Family::default(),
             duplicates_dropped: Family::default(),
             channel_queued_rows: Family::default(),
+            channel_capacity_rows: Family::default(),
+            batch_rows: Family::new_with_constructor(batch_rows_histogram),
+            event_latency: Family::new_with_constructor(event_latency_histogram),
             checkpoint_duration: latency_histogram(),
             checkpoints_completed: Counter::default(),
             checkpoint_failures: Counter::default(),
             last_checkpoint_epoch: Gauge::default(),
+            checkpoint_bytes: Gauge::default(),
             sink_flush_duration: Family::new_with_constructor(latency_histogram),
             sink_rows_committed: Family::default(),
             log_append_duration: latency_histogram(),
@@ -136,16 +170,16 @@ impl Metrics {
             http_duration: Family::new_with_constructor(latency_histogram),
             kafka_lag: Family::default(),
             kafka_read_offset: Family::default(),
-            kafka_broker_up: Gauge::default(),
+            kafka_broker_up: LazyGauge::default(),
             kafka_rebalances: Counter::default(),
             kafka_offset_gaps: Counter::default(),
             clickhouse_rows_inserted: Family::default(),
             clickhouse_insert_duration: Family::new_with_constructor(latency_histogram),
             clickhouse_insert_retries: Family::default(),
             clickhouse_rows_rejected: Family::default(),
-            clickhouse_up: Gauge::default(),
+            clickhouse_up: LazyGauge::default(),
             enrich_lookups: Family::default(),
-            redis_up: Gauge::default(),
+            redis_up: LazyGauge::default(),
             redis_errors: Family::default(),
             policy_decisions: Family::default(),
             pii_redacted: Family::default(),
@@ -181,6 +215,21 @@ impl Metrics {
                 m.channel_queued_rows.clone(),
             );
             r.register(
+                "channel_capacity_rows",
+                "Rows a node's inputs hold before upstream waits (fill = queued / capacity)",
+                m.channel_capacity_rows.clone(),
+            );
+            r.register(
+                "batch_rows",
+                "Rows per batch a node receives",
+                m.batch_rows.clone(),
+            );
+            r.register(
+                "event_latency_seconds",
+                "Event time to the commit of the checkpoint that published the row, per sink and table",
+                m.event_latency.clone(),
+            );
+            r.register(
                 "checkpoint_duration_seconds",
                 "Barrier injection to commit",
                 m.checkpoint_duration.clone(),
@@ -199,6 +248,11 @@ impl Metrics {
                 "last_checkpoint_epoch",
                 "Epoch of the newest complete checkpoint",
                 m.last_checkpoint_epoch.clone(),
+            );
+            r.register(
+                "checkpoint_bytes",
+                "Bytes the newest checkpoint wrote (manifest and changed operator state)",
+                m.checkpoint_bytes.clone(),
             );
             r.register(
                 "sink_flush_duration_seconds",
@@ -242,7 +296,7 @@ impl Metrics {
             );
             r.register(
                 "http_request_duration_seconds",
-                "HTTP request latency by route",
+                "HTTP request latency by route, method and status",
                 m.http_duration.clone(),
             );
             r.register(
@@ -258,7 +312,7 @@ impl Metrics {
             r.register(
                 "kafka_broker_up",
                 "1 while the Kafka brokers answer metadata requests",
-                m.kafka_broker_up.clone(),
+                m.kafka_broker_up.0.clone(),
             );
             r.register(
                 "kafka_rebalances",
@@ -293,14 +347,14 @@ impl Metrics {
             r.register(
                 "clickhouse_up",
                 "1 while the ClickHouse server answers",
-                m.clickhouse_up.clone(),
+                m.clickhouse_up.0.clone(),
             );
             r.register(
                 "enrich_lookups",
                 "Metadata lookups of enrich by outcome (hit, fetched, absent, stale, unavailable)",
                 m.enrich_lookups.clone(),
             );
-            r.register("redis_up", "1 while Redis answers", m.redis_up.clone());
+            r.register("redis_up", "1 while Redis answers", m.redis_up.0.clone());
             r.register(
                 "redis_errors",
                 "Redis commands that failed or timed out, per node",

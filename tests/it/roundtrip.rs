@@ -25,6 +25,7 @@ async fn generated_events_come_back_with_exact_counts_and_sums() {
         duration: None,
         concurrency: 4,
         history_days: Some(3),
+        token: None,
     };
     let report = produce_http(&mut generator, &base, &opts, |_| {})
         .await

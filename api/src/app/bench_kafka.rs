@@ -191,6 +191,7 @@ async fn produce(
         duration,
         concurrency: 4,
         history_days: None,
+        token: None,
     };
     let report = produce_kafka(&mut generator, &config.kafka, &opts, |_| {}).await?;
     let rows = report.stats.valid + report.stats.malformed;

@@ -88,6 +88,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             duration: args.duration,
             concurrency: 2,
             history_days: None,
+            token: None,
         };
         let mut generator = Generator::new(GeneratorConfig {
             seed: args.seed,

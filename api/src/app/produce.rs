@@ -36,6 +36,9 @@ pub struct ProduceArgs {
     /// Date events over the last N days with daily/weekly seasonality.
     #[arg(long)]
     pub history_days: Option<u32>,
+    /// Bearer token for a server with auth on (mint one with `somaflow token --scopes events:write`).
+    #[arg(long, env = "SOMAFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `30s`, `5m`, `2h`, `1500ms` or plain seconds.
@@ -87,6 +90,7 @@ pub async fn run(args: ProduceArgs, kafka: &KafkaConfig) -> anyhow::Result<Produ
         duration: args.duration,
         concurrency: args.concurrency.max(1),
         history_days: args.history_days,
+        token: args.token.clone(),
     };
     let mut last_print = std::time::Instant::now();
     let show = |r: &ProduceReport| {

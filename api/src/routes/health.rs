@@ -3,9 +3,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
+use somaflow_pipeline::exposition::{OPENMETRICS_TEXT, PROMETHEUS_TEXT, to_prometheus_text};
 use somaflow_pipeline::metrics::metrics;
 
 use crate::ingest::Ingest;
@@ -57,13 +58,22 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
-pub async fn prometheus() -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics().encode(),
-    )
+/// OpenMetrics for a client that asks for it (Prometheus does), the classic
+/// text format otherwise (curl, promtool, older scrapers).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition (OpenMetrics when the Accept header asks for it)", content_type = "text/plain")))]
+pub async fn prometheus(headers: HeaderMap) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = metrics().encode();
+    if openmetrics {
+        ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], text)
+    } else {
+        (
+            [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            to_prometheus_text(&text),
+        )
+    }
 }

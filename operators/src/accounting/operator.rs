@@ -24,6 +24,10 @@ pub struct TokenAccounting {
 
 impl TokenAccounting {
     pub fn new(node: &str, prices: PriceTable) -> Self {
+        // Every outcome's series exists from the start (0, not absent).
+        for o in ["rated", "unpriced", "producer_cost"] {
+            let _ = metrics().rows_rated.get_or_create(&outcome(node, o));
+        }
         Self {
             node: node.to_string(),
             prices,

@@ -97,6 +97,10 @@ fn crossing_id(tenant: &str, month: &str, level: &str) -> String {
 
 impl Budget {
     pub fn new(node: &str, view: BudgetView) -> Self {
+        // Both levels' series exist from the start (0, not absent).
+        for level in ["soft", "hard"] {
+            let _ = metrics().budget_events.get_or_create(&outcome(node, level));
+        }
         Self {
             node: node.to_string(),
             view,

@@ -49,6 +49,16 @@ impl Dispatch {
         per_tenant_per_sec: u32,
         burst: u32,
     ) -> Self {
+        // Every outcome's series exists from the start (0, not absent).
+        for o in [
+            "dispatched",
+            "policy_denied",
+            "unknown_agent_pool",
+            "budget_exceeded",
+            "rate_limited",
+        ] {
+            let _ = metrics().dispatch.get_or_create(&outcome(node, o));
+        }
         let rate = NonZeroU32::new(per_tenant_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Self {

@@ -41,7 +41,7 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(node: &str, rules: PolicyRules) -> Policy {
-        let labels = rules
+        let labels: Vec<Vec<PolicyLabels>> = rules
             .tables()
             .map(|t| {
                 t.rules
@@ -55,6 +55,12 @@ impl Policy {
             })
             .collect();
         tracing::info!(node, rules = rules.len(), "policy rules loaded");
+        // Every rule's series exists from the start (0, not absent).
+        let m = metrics();
+        for l in labels.iter().flatten() {
+            let _ = m.policy_decisions.get_or_create(l);
+        }
+        let _ = m.pii_redacted.get_or_create(&self::node(node));
         Policy {
             node: node.to_string(),
             rules,

@@ -39,6 +39,12 @@ pub struct UsageWindow {
 
 impl UsageWindow {
     pub fn new(node: &str, size_secs: u64) -> Self {
+        // Series exist from the start (0, not absent).
+        let m = metrics();
+        let _ = m.late_rows.get_or_create(&self::node(node));
+        for o in ["window", "correction"] {
+            let _ = m.usage_rows.get_or_create(&outcome(node, o));
+        }
         Self {
             node: node.to_string(),
             size_us: (size_secs as i64).saturating_mul(1_000_000),

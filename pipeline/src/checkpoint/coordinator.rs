@@ -127,6 +127,7 @@ impl Coordinator {
         let mut nodes: BTreeMap<String, NodeCheckpoint> = BTreeMap::new();
         let mut pending = self.node_ids.len();
         let mut acked = vec![false; self.node_ids.len()];
+        let mut bytes_written = 0;
         while pending > 0 {
             let ack = self.acks.recv().await.ok_or_else(|| {
                 PipelineError::Checkpoint(format!(
@@ -151,6 +152,7 @@ impl Coordinator {
                 Ack::Operator { changed, .. } => {
                     let keys = self.state_keys.entry(id.clone()).or_default();
                     for (shard, bytes) in changed {
+                        bytes_written += bytes.len();
                         let key = self.store.write_state(epoch, &id, &shard, bytes).await?;
                         keys.insert(shard, key);
                     }
@@ -175,8 +177,8 @@ impl Coordinator {
             worker: self.store.worker().to_string(),
             nodes,
         };
-        self.store.write_manifest(&manifest).await?;
-        debug!(epoch, "manifest written");
+        bytes_written += self.store.write_manifest(&manifest).await?;
+        debug!(epoch, bytes_written, "manifest written");
         for (node, committer) in &self.committers {
             let id = &self.node_ids[*node];
             let cp = manifest.nodes.get(id).cloned().unwrap_or_default();
@@ -188,6 +190,8 @@ impl Coordinator {
                     source,
                 })?;
         }
+        crate::runtime::latency::committed(epoch);
+        metrics().checkpoint_bytes.set(bytes_written as i64);
         self.store.prune(self.keep).await?;
         Ok(())
     }

@@ -171,18 +171,19 @@ impl CheckpointStore {
             .await?)
     }
 
-    /// Makes the checkpoint complete.
-    pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
+    /// Makes the checkpoint complete; returns the manifest's size in bytes.
+    pub async fn write_manifest(&self, manifest: &Manifest) -> Result<usize, CheckpointError> {
         let key = self.manifest_key(manifest.epoch);
         let json = serde_json::to_vec_pretty(manifest).map_err(|e| CheckpointError::Corrupt {
             key: key.clone(),
             reason: e.to_string(),
         })?;
+        let bytes = json.len();
         self.location
             .store
             .put(&self.location.path(&key), PutPayload::from(json))
             .await?;
-        Ok(())
+        Ok(bytes)
     }
 
     /// Deletes all but the newest `keep` manifests, then the state blobs no

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{ConfigError, optional_http_url};
+
 /// Bearer-token auth of the API (HS256 JWTs, `somaflow token` mints them).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +65,25 @@ impl std::fmt::Debug for AuthConfig {
 }
 
 impl AuthConfig {
+    /// The checks of startup: a usable JWKS URL, a long enough secret.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        optional_http_url(
+            "auth.jwks_url",
+            &self.jwks_url,
+            "Keycloak: https://host/realms/R/protocol/openid-connect/certs",
+        )?;
+        if !self.secret.is_empty() && self.secret.len() < MIN_AUTH_SECRET_BYTES {
+            return Err(ConfigError::key(
+                "auth.secret",
+                format!(
+                    "is {} bytes; an HS256 secret needs at least {MIN_AUTH_SECRET_BYTES} (generate one with `openssl rand -hex 32`)",
+                    self.secret.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether tokens are checked at all.
     pub fn enabled(&self) -> bool {
         !self.secret.is_empty() || !self.jwks_url.is_empty()

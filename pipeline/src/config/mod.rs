@@ -5,6 +5,7 @@ mod auth;
 mod clickhouse;
 mod cluster;
 mod env;
+mod otel;
 mod platform;
 mod sql;
 
@@ -17,6 +18,7 @@ pub use auth::{AuthConfig, MIN_AUTH_SECRET_BYTES};
 pub use clickhouse::{ClickHouseConfig, is_identifier};
 pub use cluster::{ClusterConfig, ClusterMode, is_valid_worker_id};
 pub use env::apply_env_overrides;
+pub use otel::OtelConfig;
 pub use platform::{
     AccountingConfig, BudgetConfig, DispatchConfig, EnrichConfig, PolicyConfig, RedisConfig,
     WindowConfig,
@@ -37,6 +39,17 @@ pub enum ConfigError {
     Key { key: String, reason: String },
 }
 
+/// An empty value, or an http(s) URL; `example` shows what one looks like.
+fn optional_http_url(key: &str, url: &str, example: &str) -> Result<(), ConfigError> {
+    if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(ConfigError::key(
+        key,
+        format!("{url:?} is not an http(s) URL ({example})"),
+    ))
+}
+
 impl ConfigError {
     pub fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError::Key {
@@ -54,6 +67,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub sql: SqlConfig,
+    pub otel: OtelConfig,
     pub log: LogConfig,
     pub checkpoint: CheckpointConfig,
     pub pipeline: PipelineConfig,
@@ -227,6 +241,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
             sql: SqlConfig::default(),
+            otel: OtelConfig::default(),
             log: LogConfig::default(),
             checkpoint: CheckpointConfig::default(),
             pipeline: PipelineConfig::default(),
@@ -361,25 +376,8 @@ impl Config {
                 format!("{:?} is not host:port ({e})", self.server.listen),
             )
         })?;
-        let url = &self.auth.jwks_url;
-        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::key(
-                "auth.jwks_url",
-                format!(
-                    "{:?} is not an http(s) URL (Keycloak: https://host/realms/R/protocol/openid-connect/certs)",
-                    self.auth.jwks_url
-                ),
-            ));
-        }
-        if !self.auth.secret.is_empty() && self.auth.secret.len() < MIN_AUTH_SECRET_BYTES {
-            return Err(ConfigError::key(
-                "auth.secret",
-                format!(
-                    "is {} bytes; an HS256 secret needs at least {MIN_AUTH_SECRET_BYTES} (generate one with `openssl rand -hex 32`)",
-                    self.auth.secret.len()
-                ),
-            ));
-        }
+        self.auth.validate()?;
+        self.otel.validate()?;
         let positive = [
             (
                 "server.body_limit_bytes",
@@ -558,6 +556,20 @@ mod tests {
         let config = load(&format!("[auth]\nsecret = \"{long}\"\n"), &[]).unwrap();
         assert!(config.auth.enabled());
         assert!(!format!("{config:?}").contains(&long));
+    }
+
+    #[test]
+    fn a_jwks_url_turns_auth_on_and_must_be_http() {
+        let err = load("[auth]\njwks_url = \"keycloak/certs\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.jwks_url"), "{err}");
+        let config = load(
+            "[auth]\njwks_url = \"https://idp/realms/r/protocol/openid-connect/certs\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(config.auth.enabled() && config.auth.secret.is_empty());
     }
 
     #[test]

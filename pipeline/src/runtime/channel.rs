@@ -104,6 +104,10 @@ impl RowReceiver {
     pub fn queued_rows(&self) -> usize {
         self.capacity - self.budget.available_permits()
     }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,11 @@ impl Inputs {
         self.receivers.iter().map(|r| r.queued_rows()).sum()
     }
 
+    /// Rows all inputs hold before their producers wait.
+    pub fn capacity_rows(&self) -> usize {
+        self.receivers.iter().map(RowReceiver::capacity).sum()
+    }
+
     pub async fn next(&mut self) -> InputEvent {
         loop {
             if self.stopped.iter().all(|s| *s) {

@@ -2,17 +2,30 @@
 
 use datafusion::arrow::array::RecordBatch;
 
+use super::trace::BatchTrace;
+
 /// Rows of one table. `table` names the kind's table, the raw record table or
 /// the dead-letter table, so one edge can carry several kinds.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub table: &'static str,
     pub rows: RecordBatch,
+    /// The producers' trace contexts of these rows (see [`BatchTrace`]).
+    pub trace: BatchTrace,
 }
 
 impl Batch {
     pub fn new(table: &'static str, rows: RecordBatch) -> Self {
-        Self { table, rows }
+        Self {
+            table,
+            rows,
+            trace: BatchTrace::default(),
+        }
+    }
+
+    pub fn with_trace(mut self, trace: BatchTrace) -> Self {
+        self.trace = trace;
+        self
     }
 
     pub fn num_rows(&self) -> usize {

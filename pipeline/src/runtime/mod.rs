@@ -5,10 +5,12 @@ mod channel;
 mod error;
 mod graph;
 mod inputs;
+pub(crate) mod latency;
 mod message;
 mod run;
 mod status;
 mod tasks;
+pub mod trace;
 mod traits;
 
 pub use channel::{ChannelClosed, RowReceiver, RowSender, row_channel};

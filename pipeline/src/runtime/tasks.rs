@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug_span, info};
+use tracing::{Instrument, info, info_span};
 
 use super::channel::RowSender;
 use super::error::PipelineError;
 use super::inputs::{InputEvent, Inputs};
+use super::latency::{self, EventTimeSketch};
 use super::message::{Batch, Message};
+use super::trace::BatchTrace;
 use super::traits::{Emitter, Operator, Sink, Source, SourcePoll};
 use crate::checkpoint::{Ack, SourceControl};
 use crate::metrics::{NodeLabels, NodeTableLabels, metrics};
@@ -51,9 +53,14 @@ impl Outputs {
         Ok(())
     }
 
-    async fn flush(&self, emitter: &mut Emitter) -> Result<(), PipelineError> {
+    /// Sends what the operator emitted; batches without a trace of their
+    /// own carry on the trace of the batch they came from.
+    async fn flush(&self, emitter: &mut Emitter, trace: &BatchTrace) -> Result<(), PipelineError> {
         let pending = emitter.take();
-        for (output, batch) in pending {
+        for (output, mut batch) in pending {
+            if batch.trace.is_empty() {
+                batch.trace = trace.clone();
+            }
             self.send(output, batch).await?;
         }
         if let Some(w) = emitter.take_watermark() {
@@ -69,12 +76,15 @@ struct InputMeter {
 }
 
 impl InputMeter {
-    fn new(node: &str) -> Self {
-        Self {
-            labels: NodeLabels {
-                node: node.to_string(),
-            },
-        }
+    fn new(node: &str, inputs: &Inputs) -> Self {
+        let labels = NodeLabels {
+            node: node.to_string(),
+        };
+        metrics()
+            .channel_capacity_rows
+            .get_or_create(&labels)
+            .set(inputs.capacity_rows() as i64);
+        Self { labels }
     }
 
     fn queue(&self, inputs: &Inputs) {
@@ -86,11 +96,22 @@ impl InputMeter {
 
     /// Counts a received batch and opens its span.
     fn batch(&self, batch: &Batch) -> tracing::Span {
-        metrics()
-            .events_in
+        let m = metrics();
+        m.events_in
             .get_or_create(&self.labels)
             .inc_by(batch.num_rows() as u64);
-        debug_span!("batch", node = %self.labels.node, table = batch.table, rows = batch.num_rows())
+        m.batch_rows
+            .get_or_create(&self.labels)
+            .observe(batch.num_rows() as f64);
+        let span = info_span!(
+            "batch",
+            otel.name = %format_args!("{} {}", self.labels.node, batch.table),
+            node = %self.labels.node,
+            table = batch.table,
+            rows = batch.num_rows(),
+        );
+        batch.trace.join(&span);
+        span
     }
 }
 
@@ -154,23 +175,32 @@ pub async fn run_operator(
 ) -> Result<(), PipelineError> {
     let id = outputs.node.clone();
     let err = node_error(&id);
-    let meter = InputMeter::new(&id);
+    let meter = InputMeter::new(&id, &inputs);
     let mut emitter = Emitter::default();
     loop {
         meter.queue(&inputs);
         match inputs.next().await {
             InputEvent::Batch(batch) => {
                 let span = meter.batch(&batch);
+                let trace = batch.trace.clone();
                 operator
                     .process(batch, &mut emitter)
-                    .instrument(span)
+                    .instrument(span.clone())
                     .await
                     .map_err(&err)?;
-                outputs.flush(&mut emitter).await?;
+                // An operator that reads the trace contexts (decode) links
+                // its own, already running, span to them too.
+                if trace.is_empty()
+                    && let Some((_, out)) = emitter.pending().find(|(_, b)| !b.trace.is_empty())
+                {
+                    out.trace.link(&span);
+                }
+                drop(span);
+                outputs.flush(&mut emitter, &trace).await?;
             }
             InputEvent::Watermark(w) => {
                 let forward = operator.on_watermark(w, &mut emitter).await.map_err(&err)?;
-                outputs.flush(&mut emitter).await?;
+                outputs.flush(&mut emitter, &BatchTrace::default()).await?;
                 if let Some(w) = forward {
                     outputs.broadcast(Message::Watermark(w)).await?;
                 }
@@ -201,18 +231,21 @@ pub async fn run_sink(
     acks: mpsc::UnboundedSender<Ack>,
 ) -> Result<(), PipelineError> {
     let err = node_error(&id);
-    let meter = InputMeter::new(&id);
+    let meter = InputMeter::new(&id, &inputs);
+    let mut event_times = EventTimeSketch::default();
     loop {
         meter.queue(&inputs);
         match inputs.next().await {
             InputEvent::Batch(batch) => {
                 let span = meter.batch(&batch);
+                event_times.add(&batch);
                 sink.write(batch).instrument(span).await.map_err(&err)?;
             }
             InputEvent::Watermark(w) => sink.on_watermark(w).await.map_err(&err)?,
             InputEvent::Barrier(epoch) => {
                 let started = std::time::Instant::now();
                 let pre_commit = sink.pre_commit(epoch).await.map_err(&err)?;
+                latency::stage(epoch, &id, std::mem::take(&mut event_times));
                 metrics()
                     .sink_flush_duration
                     .get_or_create(&meter.labels)

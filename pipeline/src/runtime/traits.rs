@@ -64,6 +64,11 @@ impl Emitter {
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
     }
 
+    /// The batches emitted so far, not yet taken.
+    pub fn pending(&self) -> impl Iterator<Item = &(&'static str, Batch)> {
+        self.pending.iter()
+    }
+
     /// Takes the batches emitted so far (the task sends them; tests read them).
     pub fn take(&mut self) -> Vec<(&'static str, Batch)> {
         std::mem::take(&mut self.pending)

@@ -138,6 +138,13 @@ impl TableWriter {
         table: &str,
         inbox: mpsc::Receiver<Command>,
     ) -> tokio::task::JoinHandle<Result<(), ClickHouseError>> {
+        // Series exist from the start, so rate() and alerts see a 0 rather
+        // than nothing before the first retry or refusal.
+        let labels = node_table(&shared.node, table);
+        let m = metrics();
+        let _ = m.clickhouse_rows_inserted.get_or_create(&labels);
+        let _ = m.clickhouse_insert_retries.get_or_create(&labels);
+        let _ = m.clickhouse_rows_rejected.get_or_create(&labels);
         let writer = TableWriter {
             shared,
             table: table.to_string(),

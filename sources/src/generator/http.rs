@@ -25,17 +25,20 @@ const MAX_ATTEMPTS: u32 = 30;
 async fn post(
     client: &reqwest::Client,
     url: &str,
+    token: Option<&str>,
     body: Bytes,
 ) -> Result<(IngestAnswer, u32), ProduceError> {
     let mut backoff = Duration::from_millis(100);
     let mut last = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
-        let sent = client
+        let mut request = client
             .post(url)
             .header("content-type", "application/x-ndjson")
-            .body(body.clone())
-            .send()
-            .await;
+            .body(body.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let sent = request.send().await;
         match sent {
             Ok(resp) => {
                 let status = resp.status();
@@ -91,7 +94,10 @@ pub async fn produce_http(
                     }
                     let client = client.clone();
                     let url = url.clone();
-                    in_flight.push(async move { post(&client, &url, body.freeze()).await });
+                    let token = opts.token.clone();
+                    in_flight.push(async move {
+                        post(&client, &url, token.as_deref(), body.freeze()).await
+                    });
                     continue;
                 }
                 None => exhausted = true,

@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use super::stats::GeneratorStats;
-use super::traffic::Generator;
+use super::traffic::{Generator, seasonality};
 
 #[derive(Debug, Clone)]
 pub struct ProduceOptions {
@@ -16,8 +18,11 @@ pub struct ProduceOptions {
     pub count: Option<u64>,
     pub duration: Option<Duration>,
     pub concurrency: usize,
-    /// Spread event times over the last N days (seasonal) instead of now.
+    /// Spread event times over the last N days (seasonal) instead of now;
+    /// with a `count`, in time order (see [`Pacer::next_batch`]).
     pub history_days: Option<u32>,
+    /// Bearer token for a server with auth on (`events:write`).
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,16 +68,26 @@ pub(crate) struct Pacer<'a> {
     opts: &'a ProduceOptions,
     started: Instant,
     generated: u64,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
+    /// Ordered history: where the next batch starts, and the seasonal
+    /// activity (seconds × seasonality) of the whole history.
+    cursor: Option<DateTime<Utc>>,
+    history_activity: f64,
 }
 
 impl<'a> Pacer<'a> {
     pub(crate) fn new(opts: &'a ProduceOptions) -> Self {
+        let now = Utc::now();
+        let history_activity = opts.history_days.map_or(0.0, |d| {
+            activity(now - chrono::Duration::days(i64::from(d)), now)
+        });
         Self {
             opts,
             started: Instant::now(),
             generated: 0,
-            now: chrono::Utc::now(),
+            now,
+            cursor: None,
+            history_activity,
         }
     }
 
@@ -97,12 +112,30 @@ impl<'a> Pacer<'a> {
         let from = opts
             .history_days
             .map(|d| self.now - chrono::Duration::days(i64::from(d)));
-        let batch = (0..n)
-            .map(|_| match from {
-                Some(from) => generator.next_between(from, self.now),
-                None => generator.next_live(),
-            })
-            .collect();
+        let batch = match (from, opts.count) {
+            // A known count over a history goes out in time order: each batch
+            // covers the next slice of the history, as long as the seasonal
+            // activity there takes to produce its share of the count, sorted
+            // within. Consumers then see history the way it happened (a
+            // window closes once, instead of every event arriving "late").
+            (Some(from), Some(count)) => {
+                let start = self.cursor.unwrap_or(from);
+                let share = n as f64 / count.max(1) as f64;
+                let secs = share * self.history_activity / seasonality(start).max(0.05);
+                let end = (start + chrono::Duration::milliseconds((secs * 1000.0) as i64 + 1))
+                    .min(self.now);
+                self.cursor = Some(end);
+                let mut batch: Vec<_> = (0..n)
+                    .map(|_| generator.next_between(start.min(end), end))
+                    .collect();
+                batch.sort_by_key(|g| g.at);
+                batch
+            }
+            (Some(from), None) => (0..n)
+                .map(|_| generator.next_between(from, self.now))
+                .collect(),
+            (None, _) => (0..n).map(|_| generator.next_live()).collect(),
+        };
         self.generated += n;
         if let Some(rate) = opts.rate {
             let due = Duration::from_secs_f64(self.generated as f64 / rate.max(0.001));
@@ -112,4 +145,16 @@ impl<'a> Pacer<'a> {
         }
         Some(batch)
     }
+}
+
+/// ∫ seasonality dt over `[from, to)`, in seconds, in 10-minute steps.
+fn activity(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    let step = chrono::Duration::minutes(10);
+    let mut t = from;
+    let mut sum = 0.0;
+    while t < to {
+        sum += seasonality(t + chrono::Duration::minutes(5)) * 600.0;
+        t += step;
+    }
+    sum
 }

@@ -53,6 +53,8 @@ pub struct Generated {
     pub table: &'static str,
     /// The tenant, used as the Kafka message key.
     pub tenant: String,
+    /// When it was generated for (a repeat: when its original was).
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +177,7 @@ impl Generator {
                 class: RecordClass::Duplicate,
                 table,
                 tenant,
+                at,
             };
         }
         if roll < self.config.duplicate_ratio + self.config.malformed_ratio {
@@ -185,6 +188,7 @@ impl Generator {
                 class: RecordClass::Malformed,
                 table: "conversations",
                 tenant,
+                at,
             };
         }
         let (table, event) = self.valid_event(at);
@@ -201,6 +205,7 @@ impl Generator {
             class: RecordClass::Valid,
             table,
             tenant,
+            at,
         }
     }
 

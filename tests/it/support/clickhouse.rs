@@ -34,6 +34,11 @@ pub struct ClickHouseDb {
 impl ClickHouseDb {
     /// The answer as TSV text; panics with the server's message on an error.
     pub async fn query(&self, sql: &str) -> String {
+        self.try_query(sql).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The answer as TSV text, or the server's message.
+    pub async fn try_query(&self, sql: &str) -> Result<String, String> {
         let response = reqwest::Client::new()
             .post(format!("{}/?database={}", self.url, self.database))
             .body(sql.to_string())
@@ -42,8 +47,11 @@ impl ClickHouseDb {
             .unwrap_or_else(|e| panic!("ClickHouse at {}: {e}", self.url));
         let status = response.status();
         let text = response.text().await.expect("ClickHouse answer");
-        assert!(status.is_success(), "ClickHouse refused `{sql}`: {text}");
-        text
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("ClickHouse refused `{sql}`: {text}"))
+        }
     }
 
     /// The first value of a one-row answer, as an integer.

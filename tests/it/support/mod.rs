@@ -8,6 +8,7 @@ mod clickhouse;
 mod kafka;
 mod lake;
 mod money;
+mod prometheus;
 mod redis;
 
 pub use auth::*;
@@ -15,6 +16,7 @@ pub use clickhouse::*;
 pub use kafka::*;
 pub use lake::*;
 pub use money::*;
+pub use prometheus::*;
 pub use redis::*;
 
 use std::path::{Path, PathBuf};
