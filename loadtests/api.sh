@@ -8,7 +8,12 @@
 #   EVENTS=1000000 loadtests/api.sh  # a smaller data set
 #   RELOAD=1 loadtests/api.sh        # load again
 #
-# Needs the services (started here): Kafka (tansu), ClickHouse, Redis.
+# Needs the services (started here): Kafka (tansu), ClickHouse, Redis. For
+# the 10 M load a broker on memory storage is much faster than the default
+# SQLite one; start one first and point this script at its port:
+#   SOMAFLOW_KAFKA_STORAGE=memory SOMAFLOW_KAFKA_PORT=19192 \
+#     SOMAFLOW_SERVICES_DIR=target/bench-services scripts/services.sh start kafka
+#   SOMAFLOW_KAFKA_PORT=19192 loadtests/api.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +35,7 @@ if [ -z "$secret" ]; then
 fi
 export SOMAFLOW_CONFIG="$PWD/config/platform.toml"
 export SOMAFLOW_DATA_DIR="$dir/data"
-export SOMAFLOW_KAFKA__BROKERS="127.0.0.1:19092"
+export SOMAFLOW_KAFKA__BROKERS="127.0.0.1:${SOMAFLOW_KAFKA_PORT:-19092}"
 export SOMAFLOW_KAFKA__TOPIC_PREFIX="benchapi${EVENTS}."
 export SOMAFLOW_CLUSTER__GROUP_ID="benchapi${EVENTS}"
 export SOMAFLOW_LAKE__URL="$dir/lake-$EVENTS"
@@ -47,6 +52,10 @@ port=18480
 export SOMAFLOW_SERVER__LISTEN="127.0.0.1:$port"
 base="http://127.0.0.1:$port"
 
+# Topics and tenant metadata first: a worker refuses to start without its
+# topics (both commands leave what exists alone).
+"$bin" topics create
+"$bin" tenants import config/tenants.csv --capsules config/capsules.csv
 "$bin" run > "$dir/worker.log" 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT
@@ -63,8 +72,6 @@ sql() {
 marker="$dir/loaded-$EVENTS"
 if [ ! -f "$marker" ] || [ -n "${RELOAD:-}" ]; then
   echo "== loading $EVENTS events (30 days of history, in time order)"
-  "$bin" topics create
-  "$bin" tenants import config/tenants.csv --capsules config/capsules.csv
   "$bin" produce --to kafka --count "$EVENTS" --history-days 30 --seed 6 --json > "$dir/produce.json"
   # A billing event three minutes ahead moves the watermark past every window.
   tick="{\"specversion\":\"1.0\",\"id\":\"tick-$(date +%s)\",\"source\":\"/bench\",\"type\":\"soma.billing.v1\",\"time\":\"$(date -u -d '+3 min' +%Y-%m-%dT%H:%M:%SZ)\",\"tenantid\":\"tick\",\"data\":{\"meter\":\"tick\",\"quantity\":\"1\",\"unit\":\"tick\"}}"
@@ -95,7 +102,8 @@ for source in clickhouse lake; do
   for name in usage ledger forecast; do
     out="$dir/k6-$name-$source.json"
     BASE="$base" TARGET="${targets[$name]}&source=$source" TOKEN="$token" NAME="$name" \
-      VUS="$VUS" DURATION="$DURATION" "$k6" run --quiet --summary-export "$out" loadtests/api-read.js >/dev/null
+      VUS="$VUS" DURATION="$DURATION" "$k6" run --quiet --summary-export "$out" loadtests/api-read.js >/dev/null \
+      || echo "   (k6 reports a crossed threshold: see $out)"
     python3 - "$name" "$source" "$out" <<'PY'
 import json, sys
 name, source, path = sys.argv[1:]

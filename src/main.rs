@@ -206,7 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => {
             let config = load_config(cli.config)?;
-            let traces = app::telemetry::init_with(&config.otel, "info")?;
+            let traces =
+                app::telemetry::init_with(&config.otel, &config.cluster.worker_id(), "info")?;
             let result = if config.reads_kafka() {
                 app::cluster::run(&config).await
             } else {

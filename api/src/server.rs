@@ -76,7 +76,7 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = HttpLabels {
@@ -90,6 +90,26 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .observe(started.elapsed().as_secs_f64());
     m.http_requests.get_or_create(&labels).inc();
     response
+}
+
+/// A method as a metric label: the standard ones by name, any extension
+/// method as `other`, so a client cannot mint series.
+fn method_label(method: &axum::http::Method) -> String {
+    use axum::http::Method;
+    let known = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+    ];
+    if known.contains(method) {
+        method.as_str().to_string()
+    } else {
+        "other".to_string()
+    }
 }
 
 /// The span of one request, named by its route, child of the caller's
@@ -108,6 +128,7 @@ fn request_span(request: &Request) -> Span {
         http.route = route,
         url.path = request.uri().path(),
         http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&HeaderExtractor(request.headers()))
@@ -119,8 +140,13 @@ fn request_span(request: &Request) -> Span {
     span
 }
 
+/// The answer's status on the request span; a 5xx marks the span as an
+/// error (a 4xx is the caller's mistake, not the server's).
 fn record_status(response: &Response, _latency: std::time::Duration, span: &Span) {
     span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// Binds `listen`; fails with the address and reason when it cannot.

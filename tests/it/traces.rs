@@ -23,13 +23,28 @@ const EVENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const EVENT_PARENT: &str = "00f067aa0ba902b7";
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
+const MIXED_TRACES: [&str; 2] = [
+    "11111111111111111111111111111111",
+    "22222222222222222222222222222222",
+];
 
-/// Spans received, with their resource's `service.name`.
+/// Spans received, with their resource's `service.name`; an entry with an
+/// empty span and the decode error in place of the service name stands for
+/// a request that was not OTLP.
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
 
-async fn receive(State(received): State<Received>, body: Bytes) -> Vec<u8> {
-    let request = ExportTraceServiceRequest::decode(body).expect("an OTLP trace export request");
+async fn receive(
+    State(received): State<Received>,
+    body: Bytes,
+) -> (axum::http::StatusCode, Vec<u8>) {
     let mut spans = received.lock().unwrap();
+    let request = match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => request,
+        Err(e) => {
+            spans.push((format!("not OTLP: {e}"), Span::default()));
+            return (axum::http::StatusCode::BAD_REQUEST, Vec::new());
+        }
+    };
     for resource in request.resource_spans {
         let service = resource
             .resource
@@ -44,7 +59,7 @@ async fn receive(State(received): State<Received>, body: Bytes) -> Vec<u8> {
         }
     }
     // An empty ExportTraceServiceResponse: full success.
-    Vec::new()
+    (axum::http::StatusCode::OK, Vec::new())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -156,12 +171,51 @@ async fn spans_follow_requests_and_batches_into_the_producers_traces() {
     )
     .await;
 
+    // Two events of two traces in one batch: the batch links to both.
+    let with_trace = |id: &str, trace: &str| {
+        conversation(id, "t1", 9).replacen(
+            "\"tenantid\"",
+            &format!("\"traceparent\":\"00-{trace}-{EVENT_PARENT}-01\",\"tenantid\""),
+            1,
+        )
+    };
+    let (status, _) = post_ndjson(
+        &reqwest::Client::new(),
+        &node.url(),
+        &[
+            with_trace("mixed-1", MIXED_TRACES[0]).into(),
+            with_trace("mixed-2", MIXED_TRACES[1]).into(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    node.wait_until(
+        "a dedup batch span linked to both traces of its events",
+        Duration::from_secs(40),
+        || {
+            let received = received.clone();
+            async move {
+                received.lock().unwrap().iter().any(|(_, s)| {
+                    attribute(s, "node").as_deref() == Some("dedup")
+                        && MIXED_TRACES
+                            .iter()
+                            .all(|t| s.links.iter().any(|l| hex(&l.trace_id) == *t))
+                })
+            }
+        },
+    )
+    .await;
+
     let spans = received.lock().unwrap().clone();
+    let strangers: Vec<&String> = spans
+        .iter()
+        .map(|(service, _)| service)
+        .filter(|service| !service.contains("somaflow-trace-test"))
+        .collect();
     assert!(
-        spans
-            .iter()
-            .all(|(service, _)| service.contains("somaflow-trace-test")),
-        "every span names the configured service"
+        strangers.is_empty(),
+        "every request is OTLP and every span names the configured service: {strangers:?}"
     );
     // The request span is the caller's child, named by its route.
     let request = spans

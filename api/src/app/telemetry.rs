@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
@@ -32,7 +33,13 @@ pub fn init(default_level: &str) {
 
 /// Logs, plus trace export when `[otel] endpoint` is set. Keep the guard
 /// for the life of the process: dropping it flushes the last spans.
-pub fn init_with(config: &OtelConfig, default_level: &str) -> anyhow::Result<TraceGuard> {
+/// `instance` names this process among the service's (`service.instance.id`:
+/// the cluster worker id).
+pub fn init_with(
+    config: &OtelConfig,
+    instance: &str,
+    default_level: &str,
+) -> anyhow::Result<TraceGuard> {
     if !config.enabled() {
         init(default_level);
         return Ok(TraceGuard(None));
@@ -53,15 +60,19 @@ pub fn init_with(config: &OtelConfig, default_level: &str) -> anyhow::Result<Tra
         .with_resource(
             Resource::builder()
                 .with_service_name(config.service_name.clone())
+                .with_attribute(KeyValue::new("service.instance.id", instance.to_string()))
                 .build(),
         )
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let tracer = provider.tracer("somaflow");
-    // Spans at info and above are exported whatever RUST_LOG says of logs.
+    // Spans at info and above are exported whatever RUST_LOG says of logs;
+    // the SDK's own diagnostics stay out of the traces it exports.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_filter(EnvFilter::new("info"));
+        .with_filter(EnvFilter::new(
+            "info,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,opentelemetry_http=off",
+        ));
     let _ = tracing_subscriber::registry()
         .with(fmt_layer(default_level))
         .with(otel)
@@ -74,8 +85,13 @@ fn fmt_layer<S>(default_level: &str) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // The OpenTelemetry SDK's routine chatter stays below the default; its
+    // warnings and errors (a failed export, dropped spans) show.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default_level},opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
+        ))
+    });
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -87,7 +103,7 @@ where
 pub struct TraceGuard(Option<SdkTracerProvider>);
 
 impl TraceGuard {
-    /// Exports the spans still buffered; waits at most the export timeout.
+    /// Exports the spans still buffered (the SDK waits up to 5 s for it).
     pub async fn shutdown(mut self) {
         if let Some(provider) = self.0.take() {
             // The provider blocks while its exporter thread drains, and the

@@ -68,11 +68,21 @@ pub async fn prometheus(headers: HeaderMap) -> impl IntoResponse {
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
     let text = metrics().encode();
+    // The answer depends on Accept: a cache in front must know.
     if openmetrics {
-        ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], text)
+        (
+            [
+                (header::CONTENT_TYPE, OPENMETRICS_TEXT),
+                (header::VARY, "accept"),
+            ],
+            text,
+        )
     } else {
         (
-            [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            [
+                (header::CONTENT_TYPE, PROMETHEUS_TEXT),
+                (header::VARY, "accept"),
+            ],
             to_prometheus_text(&text),
         )
     }

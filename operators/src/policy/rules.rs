@@ -201,6 +201,16 @@ impl PolicyRules {
                 id: id.clone(),
                 reason,
             };
+            // The id names the rule in metrics labels and in the
+            // decisions' event ids: keep it to characters both carry as is.
+            if !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+            {
+                return Err(fail(
+                    "an id may only hold letters, digits, `-`, `_`, `.` and `:`".to_string(),
+                ));
+            }
             if !seen.insert(id.clone()) {
                 return Err(fail(
                     "the id is used by an earlier rule; ids must be unique (they name the rule in decisions and metrics)".into(),
@@ -342,6 +352,24 @@ mod tests {
         );
         assert!(rules.for_table("billing_events").is_none());
         assert!(PolicyRules::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_id_is_kept_to_what_labels_and_event_ids_carry() {
+        let e = error(&rule(
+            "no \\\"quotes\\\"",
+            "conversations",
+            "input_tokens > 1",
+            "flag",
+        ));
+        assert!(e.contains("may only hold"), "{e}");
+        PolicyRules::parse(&rule(
+            "eu:residency.v2_a-b",
+            "conversations",
+            "input_tokens > 1",
+            "flag",
+        ))
+        .unwrap();
     }
 
     #[test]

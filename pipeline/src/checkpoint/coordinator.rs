@@ -13,6 +13,7 @@ use tracing::{Instrument, debug, info, info_span};
 use super::manifest::{Manifest, NodeCheckpoint, Positions};
 use super::store::CheckpointStore;
 use crate::metrics::metrics;
+use crate::runtime::latency::PendingLatency;
 use crate::runtime::{Committer, PipelineError, PipelineStatus};
 
 /// Instructions to a source task.
@@ -65,6 +66,8 @@ pub struct Coordinator {
     pub interval: Duration,
     pub keep: usize,
     pub status: Arc<PipelineStatus>,
+    /// Event-time sketches the sinks staged, observed once their epoch commits.
+    pub(crate) latency: PendingLatency,
     /// Shards this instance does not own, by node, copied into every manifest.
     pub carried: BTreeMap<String, NodeCheckpoint>,
     /// Each operator's current state keys by shard; an unchanged shard keeps
@@ -190,7 +193,7 @@ impl Coordinator {
                     source,
                 })?;
         }
-        crate::runtime::latency::committed(epoch);
+        self.latency.committed(epoch);
         metrics().checkpoint_bytes.set(bytes_written as i64);
         self.store.prune(self.keep).await?;
         Ok(())

@@ -105,6 +105,7 @@ impl RowReceiver {
         self.capacity - self.budget.available_permits()
     }
 
+    /// Rows the channel holds before its sender waits.
     pub fn capacity(&self) -> usize {
         self.capacity
     }

@@ -11,7 +11,7 @@
 //! event keeps 10 ms precision.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
 
@@ -78,50 +78,57 @@ fn round_by_age(t: i64, now: i64) -> i64 {
     t - t.rem_euclid(precision)
 }
 
-/// Sketches handed over at barriers, waiting for their epoch to commit.
-#[derive(Default)]
-struct Pending {
-    by_epoch: BTreeMap<u64, Vec<(String, EventTimeSketch)>>,
+/// Sketches handed over at barriers, waiting for their epoch to commit. One
+/// per pipeline instance (a cluster worker starts a new instance at every
+/// rebalance), so what an aborted instance staged is dropped with it.
+#[derive(Clone, Default)]
+pub(crate) struct PendingLatency {
+    by_epoch: Arc<Mutex<BTreeMap<u64, Vec<(String, EventTimeSketch)>>>>,
 }
 
-fn pending() -> &'static Mutex<Pending> {
-    static PENDING: OnceLock<Mutex<Pending>> = OnceLock::new();
-    PENDING.get_or_init(Mutex::default)
-}
-
-/// A sink task's sketch for `epoch`, handed over at its barrier.
-pub(crate) fn stage(epoch: u64, node: &str, sketch: EventTimeSketch) {
-    if sketch.is_empty() {
-        return;
+impl PendingLatency {
+    /// A sink task's sketch for `epoch`, handed over at its barrier.
+    pub(crate) fn stage(&self, epoch: u64, node: &str, sketch: EventTimeSketch) {
+        if sketch.is_empty() {
+            return;
+        }
+        let mut pending = self.by_epoch.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .entry(epoch)
+            .or_default()
+            .push((node.to_string(), sketch));
     }
-    let mut p = pending().lock().unwrap_or_else(|e| e.into_inner());
-    p.by_epoch
-        .entry(epoch)
-        .or_default()
-        .push((node.to_string(), sketch));
-}
 
-/// Every checkpoint up to `epoch` is committed: its rows are visible now.
-pub(crate) fn committed(epoch: u64) {
-    let done = {
-        let mut p = pending().lock().unwrap_or_else(|e| e.into_inner());
-        let later = p.by_epoch.split_off(&(epoch + 1));
-        std::mem::replace(&mut p.by_epoch, later)
-    };
-    if done.is_empty() {
-        return;
-    }
-    let now = chrono::Utc::now().timestamp_micros();
-    let m = metrics();
-    for (node, sketch) in done.into_values().flatten() {
-        for (table, counts) in sketch.tables {
-            let histogram = m.event_latency.get_or_create(&node_table(&node, table));
-            for (t, n) in counts {
-                let seconds = (now - t).max(0) as f64 / 1e6;
-                for _ in 0..n {
-                    histogram.observe(seconds);
+    /// Every checkpoint up to `epoch` is committed: its rows are visible
+    /// now. The histogram takes one observation per row, so a large epoch
+    /// (a replayed backlog) is observed off the async workers.
+    pub(crate) fn committed(&self, epoch: u64) {
+        let done = {
+            let mut pending = self.by_epoch.lock().unwrap_or_else(|e| e.into_inner());
+            let later = pending.split_off(&(epoch + 1));
+            std::mem::replace(&mut *pending, later)
+        };
+        if done.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        let observe = move || {
+            let m = metrics();
+            for (node, sketch) in done.into_values().flatten() {
+                for (table, counts) in sketch.tables {
+                    let histogram = m.event_latency.get_or_create(&node_table(&node, table));
+                    for (t, n) in counts {
+                        let seconds = now.saturating_sub(t).max(0) as f64 / 1e6;
+                        for _ in 0..n {
+                            histogram.observe(seconds);
+                        }
+                    }
                 }
             }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(observe)),
+            Err(_) => observe(),
         }
     }
 }
@@ -161,5 +168,54 @@ mod tests {
         let counts = &sketch.tables["conversations"];
         assert_eq!(counts.values().sum::<u64>(), 100_000);
         assert!(counts.len() < 2_000, "{} entries", counts.len());
+    }
+
+    fn sketch_of(times: Vec<i64>) -> EventTimeSketch {
+        let rows = datafusion::arrow::array::RecordBatch::try_from_iter([(
+            "event_time",
+            std::sync::Arc::new(TimestampMicrosecondArray::from(times)) as _,
+        )])
+        .unwrap();
+        let mut sketch = EventTimeSketch::default();
+        sketch.add(&Batch::new("conversations", rows));
+        sketch
+    }
+
+    #[test]
+    fn an_epoch_is_observed_once_when_it_commits_and_later_ones_wait() {
+        let node = "latency-test-sink";
+        let histogram = || {
+            metrics()
+                .event_latency
+                .get_or_create(&node_table(node, "conversations"))
+                .clone()
+        };
+        let count = || {
+            let mut text = String::new();
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register("h", "h", histogram());
+            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("h_count "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap()
+        };
+        let now = chrono::Utc::now().timestamp_micros();
+        let pending = PendingLatency::default();
+        pending.stage(1, node, sketch_of(vec![now - 2_000_000, now - 1_000_000]));
+        pending.stage(2, node, sketch_of(vec![now - 500_000]));
+        pending.stage(3, node, EventTimeSketch::default());
+        pending.committed(1);
+        assert_eq!(count(), 2, "epoch 1's two rows, not epoch 2's");
+        pending.committed(1);
+        assert_eq!(count(), 2, "nothing is observed twice");
+        pending.committed(5);
+        assert_eq!(count(), 3);
+        assert!(pending.by_epoch.lock().unwrap().is_empty());
+        // Another instance's staging is its own.
+        let other = PendingLatency::default();
+        other.stage(9, node, sketch_of(vec![now]));
+        pending.committed(9);
+        assert_eq!(count(), 3);
     }
 }

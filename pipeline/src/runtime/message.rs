@@ -23,6 +23,7 @@ impl Batch {
         }
     }
 
+    /// The same rows, carrying the producers' trace contexts.
     pub fn with_trace(mut self, trace: BatchTrace) -> Self {
         self.trace = trace;
         self

@@ -14,6 +14,7 @@ use super::channel::{RowReceiver, RowSender, row_channel};
 use super::error::PipelineError;
 use super::graph::{Registry, plan as plan_graph};
 use super::inputs::Inputs;
+use super::latency::PendingLatency;
 use super::status::PipelineStatus;
 use super::tasks::{Outputs, run_operator, run_sink, run_source};
 use super::traits::{Committer, Node};
@@ -144,6 +145,7 @@ pub async fn start_with(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let mut source_controls = Vec::new();
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
+    let latency = PendingLatency::default();
     let node_ids: Vec<String> = planned.iter().map(|p| p.id.clone()).collect();
     for (i, (p, (edges, rxs))) in planned
         .into_iter()
@@ -165,7 +167,14 @@ pub async fn start_with(
                 tasks.spawn(run_operator(i, op, Inputs::new(rxs), outputs, acks));
             }
             Node::Sink(s) => {
-                tasks.spawn(run_sink(i, p.id, s, Inputs::new(rxs), acks));
+                tasks.spawn(run_sink(
+                    i,
+                    p.id,
+                    s,
+                    Inputs::new(rxs),
+                    acks,
+                    latency.clone(),
+                ));
             }
         }
     }
@@ -182,6 +191,7 @@ pub async fn start_with(
         interval: Duration::from_millis(config.checkpoint.interval_ms),
         keep: config.checkpoint.keep,
         status: status.clone(),
+        latency,
         carried: plan.carried,
         state_keys,
     };

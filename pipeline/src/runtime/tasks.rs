@@ -9,7 +9,7 @@ use tracing::{Instrument, info, info_span};
 use super::channel::RowSender;
 use super::error::PipelineError;
 use super::inputs::{InputEvent, Inputs};
-use super::latency::{self, EventTimeSketch};
+use super::latency::{EventTimeSketch, PendingLatency};
 use super::message::{Batch, Message};
 use super::trace::BatchTrace;
 use super::traits::{Emitter, Operator, Sink, Source, SourcePoll};
@@ -195,6 +195,8 @@ pub async fn run_operator(
                 {
                     out.trace.link(&span);
                 }
+                // The span ends with the work: time spent waiting for room
+                // downstream (backpressure) is not this node's.
                 drop(span);
                 outputs.flush(&mut emitter, &trace).await?;
             }
@@ -229,6 +231,7 @@ pub async fn run_sink(
     mut sink: Box<dyn Sink>,
     mut inputs: Inputs,
     acks: mpsc::UnboundedSender<Ack>,
+    latency: PendingLatency,
 ) -> Result<(), PipelineError> {
     let err = node_error(&id);
     let meter = InputMeter::new(&id, &inputs);
@@ -245,7 +248,7 @@ pub async fn run_sink(
             InputEvent::Barrier(epoch) => {
                 let started = std::time::Instant::now();
                 let pre_commit = sink.pre_commit(epoch).await.map_err(&err)?;
-                latency::stage(epoch, &id, std::mem::take(&mut event_times));
+                latency.stage(epoch, &id, std::mem::take(&mut event_times));
                 metrics()
                     .sink_flush_duration
                     .get_or_create(&meter.labels)

@@ -21,6 +21,7 @@ pub const MAX_LINKS: usize = 32;
 pub struct BatchTrace(Option<Arc<[SpanContext]>>);
 
 impl BatchTrace {
+    /// Whether no event of the batch carried a trace context.
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
     }
@@ -31,9 +32,11 @@ impl BatchTrace {
     pub fn join(&self, span: &tracing::Span) {
         match self.0.as_deref() {
             None | Some([]) => {}
-            Some([one]) => {
+            // One trace (its events may have different parent spans): the
+            // first event's span is the batch's parent.
+            Some([first, rest @ ..]) if rest.iter().all(|c| c.trace_id() == first.trace_id()) => {
                 // Fails only when no OpenTelemetry layer records the span.
-                let _ = span.set_parent(Context::new().with_remote_span_context(one.clone()));
+                let _ = span.set_parent(Context::new().with_remote_span_context(first.clone()));
             }
             Some(_) => self.link(span),
         }
