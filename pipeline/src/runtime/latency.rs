@@ -78,12 +78,15 @@ fn round_by_age(t: i64, now: i64) -> i64 {
     t - t.rem_euclid(precision)
 }
 
+/// The sketches of one epoch, by sink node.
+type Staged = Vec<(String, EventTimeSketch)>;
+
 /// Sketches handed over at barriers, waiting for their epoch to commit. One
 /// per pipeline instance (a cluster worker starts a new instance at every
 /// rebalance), so what an aborted instance staged is dropped with it.
 #[derive(Clone, Default)]
 pub(crate) struct PendingLatency {
-    by_epoch: Arc<Mutex<BTreeMap<u64, Vec<(String, EventTimeSketch)>>>>,
+    by_epoch: Arc<Mutex<BTreeMap<u64, Staged>>>,
 }
 
 impl PendingLatency {
