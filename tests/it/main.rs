@@ -11,6 +11,7 @@ mod enrich;
 mod forecasts;
 mod kafka;
 mod ledger;
+mod loadtest;
 mod observability;
 mod platform;
 mod policy;
