@@ -10,6 +10,7 @@ use somaflow_sql::{LakeSql, QueryLimits};
 use crate::auth::Access;
 use crate::ingest::Ingest;
 use crate::routes::budgets::Budgets;
+use crate::store::cache::AnswerCache;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,4 +30,6 @@ pub struct AppState {
     pub prices: Option<Arc<somaflow_operators::accounting::PriceTable>>,
     /// Token checks and per-token rate limits of every `/v1` route.
     pub access: Arc<Access>,
+    /// Read endpoints' answers, kept until their table changes.
+    pub answers: Arc<AnswerCache>,
 }

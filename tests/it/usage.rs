@@ -123,6 +123,20 @@ async fn usage(
     rows
 }
 
+/// Tokens per hour × tenant × model, as `usage` answers them.
+fn tokens_by_hour_tenant_model(sent: &[Sent]) -> Vec<(String, String, String)> {
+    let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for s in sent {
+        let hour = rfc(s.at.duration_trunc(Span::hours(1)).unwrap());
+        let group = json!({"tenant": s.tenant, "model": s.model}).to_string();
+        *expected.entry((hour, group)).or_default() += s.tokens;
+    }
+    expected
+        .into_iter()
+        .map(|((w, g), v)| (w, g, v.to_string()))
+        .collect()
+}
+
 fn usd(nanos: i128) -> String {
     format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
@@ -178,17 +192,8 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
     let range = format!("from={}&to={}", rfc(start), rfc(start + Span::hours(6)));
 
     // Tokens per hour × tenant × model.
-    let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for s in &sent {
-        let hour = rfc(s.at.duration_trunc(Span::hours(1)).unwrap());
-        let group = json!({"tenant": s.tenant, "model": s.model}).to_string();
-        *expected.entry((hour, group)).or_default() += s.tokens;
-    }
-    let expected: Vec<_> = expected
-        .into_iter()
-        .map(|((w, g), v)| (w, g, v.to_string()))
-        .collect();
     let params = format!("meter=tokens&window=hour&group_by=tenant,model&{range}");
+    let expected = tokens_by_hour_tenant_model(&sent);
     assert_eq!(
         usage(&worker, &admin, &params, "lake").await,
         expected,
@@ -304,4 +309,46 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+
+    // Answers are kept (sql.cache_rows), but never past a commit: six more
+    // conversations in the range show up in the same question, from both.
+    let (more, more_sent): (Vec<String>, Vec<Sent>) = (60..66)
+        .map(|i| conversation(i, start + Span::minutes(5 * i as i64 + 2)))
+        .unzip();
+    let records: Vec<bytes::Bytes> = more.iter().map(|l| l.clone().into()).collect();
+    let (status, body) = post_ndjson_as(&client, &base, &records, Some(&writer))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    close_all_windows(&worker, Span::minutes(3)).await;
+    worker
+        .wait_until("the six in usage_1m", Duration::from_secs(120), || {
+            let base = base.clone();
+            async move {
+                let lake = rows_as(
+                    &base,
+                    &token(None, &["admin"]),
+                    "SELECT sum(requests) FROM usage_1m WHERE tenant_id <> 'tick'",
+                )
+                .await;
+                let ch = db
+                    .query("SELECT sum(requests) FROM usage_1m FINAL WHERE tenant_id <> 'tick'")
+                    .await;
+                lake[0] == [json!(66)] && ch.trim() == "66"
+            }
+        })
+        .await;
+    let all: Vec<Sent> = sent.into_iter().chain(more_sent).collect();
+    let expected = tokens_by_hour_tenant_model(&all);
+    let params = format!("meter=tokens&window=hour&group_by=tenant,model&{range}");
+    assert_eq!(
+        usage(&worker, &admin, &params, "lake").await,
+        expected,
+        "lake after a commit"
+    );
+    assert_eq!(
+        usage(&worker, &admin, &params, "clickhouse").await,
+        expected,
+        "ClickHouse after a commit"
+    );
 }

@@ -16,6 +16,7 @@ use crate::ingest::Ingest;
 use crate::routes::budgets::Budgets;
 use crate::server::{bind, router};
 use crate::state::AppState;
+use crate::store::cache::AnswerCache;
 
 pub struct HttpServer {
     pub addr: SocketAddr,
@@ -52,6 +53,7 @@ impl HttpServer {
                 .then(|| somaflow_sinks::clickhouse::connect(&config.clickhouse, None)),
             prices: load_prices(config)?,
             access: Access::from_config(&config.auth),
+            answers: Arc::new(AnswerCache::new(config.sql.cache_rows)),
         };
         let listen = listen_address(config);
         let (listener, addr) = bind(&listen).await?;

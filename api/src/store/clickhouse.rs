@@ -68,6 +68,26 @@ pub fn sql_text(q: &SumQuery, by_tenant: bool) -> String {
     )
 }
 
+/// The version of `table`: its active parts' count, rows, highest block
+/// number and newest modification. Every insert into a (non-replicated)
+/// MergeTree adds a part with a new, table-wide block number, so the data
+/// read with FINAL cannot change without this changing; the modification
+/// time covers a table dropped and created again (block numbers restart).
+/// A background merge changes it too, which only costs one recomputation.
+pub async fn table_version(client: &clickhouse::Client, table: &str) -> Result<u64, StoreError> {
+    let parts = client
+        .query(
+            "SELECT concat(toString(count()), '/', toString(sum(rows)), '/', \
+             toString(max(max_block_number)), '/', toString(max(modification_time))) FROM system.parts \
+             WHERE database = currentDatabase() AND table = ? AND active",
+        )
+        .bind(table)
+        .fetch_one::<String>()
+        .await
+        .map_err(|e| StoreError::ClickHouse(e.to_string()))?;
+    Ok(xxhash_rust::xxh3::xxh3_64(parts.as_bytes()))
+}
+
 pub async fn sums(
     client: &clickhouse::Client,
     q: &SumQuery,

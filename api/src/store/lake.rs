@@ -5,7 +5,7 @@
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use somaflow_sql::{LakeSql, QueryLimits, TenantScope};
+use somaflow_sql::{LakeSql, QueryLimits, SqlError, TenantScope};
 
 use super::{StoreError, SumQuery, SumRow, parse_sum};
 
@@ -63,7 +63,10 @@ pub async fn sums(
     let result = sql
         .query_scoped(&sql_text(q), scope, limits)
         .await
-        .map_err(lake_error)?;
+        .map_err(|e| match e {
+            SqlError::Timeout(limit) => StoreError::Timeout(limit),
+            other => lake_error(other),
+        })?;
     let mut out = Vec::new();
     let groups = q.groups.len();
     for batch in &result.batches {
@@ -92,6 +95,19 @@ pub async fn sums(
         }
     }
     Ok(out)
+}
+
+/// The version of `table`'s published files (see [`LakeSql::table_version`]),
+/// given up after the query time limit like a query.
+pub async fn table_version(
+    sql: &LakeSql,
+    table: &str,
+    limits: QueryLimits,
+) -> Result<u64, StoreError> {
+    match tokio::time::timeout(limits.timeout, sql.table_version(table)).await {
+        Ok(version) => version.map_err(lake_error),
+        Err(_) => Err(StoreError::Timeout(limits.timeout)),
+    }
 }
 
 fn cell(column: &StringArray, row: usize) -> Option<&str> {

@@ -3,8 +3,10 @@
 //! (a table, a time range, group expressions, sums) and gets the same
 //! [`SumRow`]s from either, so their answers can only differ if the data
 //! does. Expressions come from code, never from a request, and are written
-//! in the SQL both dialects share (down to ClickHouse 18.16).
+//! in the SQL both dialects share (down to ClickHouse 18.16). Answers are
+//! kept until their table changes ([`cache`]).
 
+pub mod cache;
 pub mod clickhouse;
 pub mod lake;
 
@@ -14,9 +16,10 @@ use somaflow_sql::{LakeSql, QueryLimits};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::cache::AnswerCache;
 
 /// A sum over the rows of one table in `[from, to)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SumQuery {
     pub table: &'static str,
     /// The column `[from, to)` applies to (and buckets are cut from).
@@ -33,7 +36,7 @@ pub struct SumQuery {
 }
 
 /// One summed expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sum {
     pub expr: &'static str,
     /// A decimal (answered in 10⁻⁹ units, e.g. nano-USD) rather than an integer.
@@ -66,10 +69,15 @@ pub struct SumRow {
     pub sums: Vec<i128>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the lake: {0}")]
     Lake(String),
+    /// The lake query ran past `sql.timeout_ms`: the node is busy.
+    #[error(
+        "the answer took longer than {0:?} to compute and was given up; the node is busy, retry shortly"
+    )]
+    Timeout(std::time::Duration),
     #[error("ClickHouse: {0}")]
     ClickHouse(String),
     #[error("the store answered a sum that is not a number: {0:?}")]
@@ -79,7 +87,7 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::ClickHouse(_) => ApiError::Unavailable {
+            StoreError::ClickHouse(_) | StoreError::Timeout(_) => ApiError::Unavailable {
                 message: e.to_string(),
                 retry_after_secs: 5,
             },
@@ -89,7 +97,12 @@ impl From<StoreError> for ApiError {
 }
 
 /// Where a request reads.
-pub enum Store<'a> {
+pub struct Store<'a> {
+    backend: Backend<'a>,
+    answers: &'a AnswerCache,
+}
+
+enum Backend<'a> {
     Lake {
         sql: &'a LakeSql,
         limits: QueryLimits,
@@ -115,13 +128,15 @@ impl<'a> Store<'a> {
                 ));
             }
         };
+        let answers = state.answers.as_ref();
         if !use_clickhouse {
             let mut limits = state.sql_limits;
             limits.max_rows = MAX_LAKE_ROWS;
-            return Ok(Store::Lake {
+            let backend = Backend::Lake {
                 sql: &state.sql,
                 limits,
-            });
+            };
+            return Ok(Store { backend, answers });
         }
         let client = state
             .usage_clickhouse
@@ -131,13 +146,16 @@ impl<'a> Store<'a> {
                 message: "this node writes no ClickHouse; ask source=lake or set clickhouse.url"
                     .into(),
             })?;
-        Ok(Store::ClickHouse(client))
+        Ok(Store {
+            backend: Backend::ClickHouse(client),
+            answers,
+        })
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Store::Lake { .. } => "lake",
-            Store::ClickHouse(_) => "clickhouse",
+        match self.backend {
+            Backend::Lake { .. } => "lake",
+            Backend::ClickHouse(_) => "clickhouse",
         }
     }
 
@@ -147,9 +165,32 @@ impl<'a> Store<'a> {
         query: &SumQuery,
         tenant: Option<&str>,
     ) -> Result<Vec<SumRow>, StoreError> {
-        match self {
-            Store::Lake { sql, limits } => lake::sums(sql, query, tenant, *limits).await,
-            Store::ClickHouse(client) => clickhouse::sums(client, query, tenant).await,
+        self.answers
+            .sums(
+                self.name(),
+                query,
+                tenant,
+                || self.table_version(query.table),
+                || self.compute(query, tenant),
+            )
+            .await
+    }
+
+    async fn compute(
+        &self,
+        query: &SumQuery,
+        tenant: Option<&str>,
+    ) -> Result<Vec<SumRow>, StoreError> {
+        match &self.backend {
+            Backend::Lake { sql, limits } => lake::sums(sql, query, tenant, *limits).await,
+            Backend::ClickHouse(client) => clickhouse::sums(client, query, tenant).await,
+        }
+    }
+
+    async fn table_version(&self, table: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Lake { sql, limits } => lake::table_version(sql, table, *limits).await,
+            Backend::ClickHouse(client) => clickhouse::table_version(client, table).await,
         }
     }
 }

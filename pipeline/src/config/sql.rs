@@ -1,4 +1,5 @@
-//! `[sql]`: limits on the queries `POST /v1/sql` runs.
+//! `[sql]`: limits on the queries `POST /v1/sql` runs, and how many rows
+//! of the read endpoints' answers are kept until their data changes.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ pub struct SqlConfig {
     /// A result with more rows is refused (ask for fewer with LIMIT, or
     /// aggregate); the rows are not held past the limit.
     pub max_rows: usize,
+    /// Rows of usage, ledger, forecast and summary answers kept, each until
+    /// a commit changes its table; 0 computes every answer afresh.
+    pub cache_rows: u64,
 }
 
 impl Default for SqlConfig {
@@ -17,6 +21,7 @@ impl Default for SqlConfig {
         Self {
             timeout_ms: 30_000,
             max_rows: 100_000,
+            cache_rows: 1_000_000,
         }
     }
 }
