@@ -19,6 +19,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_DIR="${SOMAFLOW_SERVICES_DIR:-$ROOT/target/services}"
+# Absolute, because services start from inside their own folders.
+case "$RUN_DIR" in /*) ;; *) RUN_DIR="$PWD/$RUN_DIR" ;; esac
 REDIS_PORT="${SOMAFLOW_REDIS_PORT:-16379}"
 CLICKHOUSE_PORT="${SOMAFLOW_CLICKHOUSE_PORT:-18123}"
 # The native protocol port only has to differ between instances.

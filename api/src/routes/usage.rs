@@ -2,11 +2,11 @@
 //! window_end, group, value}`, or CSV with `Accept: text/csv`. `value` is
 //! a number for counts and an exact decimal string for `cost_usd`.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{Caller, Scope};
@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::money::usd;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::cache::Rendered;
 use crate::usage::plan::UsagePlan;
 use crate::usage::request::{UsageParams, UsageQuery};
 use crate::usage::windows::{WindowSum, fold};
@@ -40,26 +41,46 @@ pub async fn get_usage(
     let query = UsageQuery::parse(&params)?;
     let plan = UsagePlan::for_query(&query)?;
     let store = Store::pick(&state, params.source.as_deref())?;
-    let sums = store
-        .sums(&plan.sum_query(&query), tenant.as_deref())
-        .await?;
-    let source = store.name();
-    let rows = fold(sums, query.window, query.tz);
-    let dims: Vec<&str> = query.group_by.iter().map(|d| d.name()).collect();
-    let value = |v: i128| {
-        if plan.is_money {
-            Value::String(usd(v))
-        } else {
-            i64::try_from(v).map_or_else(|_| Value::String(v.to_string()), Value::from)
-        }
-    };
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
-    if wants_csv {
-        return Ok(csv_answer(&dims, &rows, value));
+    let sum_query = plan.sum_query(&query);
+    let tenant = tenant.as_deref();
+    // The parsed query names every input of the rendering; tenant and
+    // store are part of the cache's key.
+    let request = format!("usage {query:?} csv={wants_csv}");
+    let answer = store
+        .rendered(sum_query.table, tenant, request, || async {
+            let sums = store.sums(&sum_query, tenant).await?;
+            let rows = fold(sums, query.window, query.tz);
+            Ok(if wants_csv {
+                csv_answer(&query, &plan, &rows)
+            } else {
+                json_answer(&query, &plan, &rows, tenant, store.name())
+            })
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response())
+}
+
+/// A row's value: a number for counts, an exact decimal string for money.
+fn row_value(plan: &UsagePlan, v: i128) -> Value {
+    if plan.is_money {
+        Value::String(usd(v))
+    } else {
+        i64::try_from(v).map_or_else(|_| Value::String(v.to_string()), Value::from)
     }
+}
+
+fn json_answer(
+    query: &UsageQuery,
+    plan: &UsagePlan,
+    rows: &[WindowSum],
+    tenant: Option<&str>,
+    source: &str,
+) -> Rendered {
+    let dims: Vec<&str> = query.group_by.iter().map(|d| d.name()).collect();
     let rows: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -72,11 +93,11 @@ pub async fn get_usage(
                 "window_start": r.window_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "window_end": r.window_end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "group": group,
-                "value": value(r.value),
+                "value": row_value(plan, r.value),
             })
         })
         .collect();
-    Ok(Json(json!({
+    let body = json!({
         "meter": query.meter.name(),
         "from": query.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "to": query.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -86,11 +107,15 @@ pub async fn get_usage(
         "tenant": tenant,
         "source": source,
         "rows": rows,
-    }))
-    .into_response())
+    });
+    Rendered {
+        content_type: "application/json",
+        body: Bytes::from(body.to_string()),
+    }
 }
 
-fn csv_answer(dims: &[&str], rows: &[WindowSum], value: impl Fn(i128) -> Value) -> Response {
+fn csv_answer(query: &UsageQuery, plan: &UsagePlan, rows: &[WindowSum]) -> Rendered {
+    let dims = query.group_by.iter().map(|d| d.name());
     let mut out = String::from("window_start,window_end");
     for d in dims {
         out.push(',');
@@ -112,18 +137,16 @@ fn csv_answer(dims: &[&str], rows: &[WindowSum], value: impl Fn(i128) -> Value) 
             out.push_str(&csv_field(g));
         }
         out.push(',');
-        match value(r.value) {
+        match row_value(plan, r.value) {
             Value::String(s) => out.push_str(&s),
             other => out.push_str(&other.to_string()),
         }
         out.push('\n');
     }
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        out,
-    )
-        .into_response()
+    Rendered {
+        content_type: "text/csv; charset=utf-8",
+        body: Bytes::from(out),
+    }
 }
 
 /// RFC 4180: quote a field holding a comma, quote or line break.

@@ -10,12 +10,18 @@
 //! Probes are shared too: requests that arrive while one runs wait for the
 //! next, so a burst costs one probe, not one each. Concurrent requests for
 //! the same missing answer compute it once; failures are not kept.
+//!
+//! Big answers are also kept rendered: `/v1/usage` over 30 days by model is
+//! ~7,000 rows (~700 kB of JSON), and rendering them again for every hit
+//! costs more than the hit itself. A rendered body is keyed the same way,
+//! by a version probed after its request arrived.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 
@@ -59,30 +65,62 @@ struct AnswerKey {
     query: SumQuery,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BodyKey {
+    store: &'static str,
+    version: u64,
+    tenant: Option<String>,
+    /// The parsed request, with everything its rendering depends on.
+    request: String,
+}
+
+/// An answer as sent: its content type and body.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+/// Bytes of a rendered body counted as one row against `max_rows` (a
+/// usage row renders to ~100 bytes of JSON).
+const BODY_BYTES_PER_ROW: usize = 128;
+
 /// Sums kept per store, table version, tenant and query.
 pub struct AnswerCache {
     /// `None`: every request computes its answer.
     answers: Option<Cache<AnswerKey, Arc<Vec<SumRow>>>>,
+    /// Rendered bodies, bounded like `answers` (rows or row-equivalents).
+    bodies: Option<Cache<BodyKey, Rendered>>,
     probes: Mutex<HashMap<(&'static str, &'static str), Arc<VersionProbe>>>,
 }
 
 impl AnswerCache {
-    /// Keeps answers of up to `max_rows` rows in all; 0 keeps none.
+    /// Keeps answers of up to `max_rows` rows in all, and as many again in
+    /// rendered bodies ([`BODY_BYTES_PER_ROW`] bytes a row); 0 keeps none.
     pub fn new(max_rows: u64) -> AnswerCache {
+        // Plain LRU: with frequency-based admission, an old version's
+        // well-used answers could keep the new version's out.
         let answers = (max_rows > 0).then(|| {
-            // Plain LRU: with frequency-based admission, an old version's
-            // well-used answers could keep the new version's out.
             Cache::builder()
                 .eviction_policy(EvictionPolicy::lru())
                 .time_to_idle(IDLE)
                 .max_capacity(max_rows)
-                .weigher(|_key: &AnswerKey, rows: &Arc<Vec<SumRow>>| {
-                    u32::try_from(rows.len().saturating_add(1)).unwrap_or(u32::MAX)
+                .weigher(|_key: &AnswerKey, rows: &Arc<Vec<SumRow>>| weight(rows.len()))
+                .build()
+        });
+        let bodies = (max_rows > 0).then(|| {
+            Cache::builder()
+                .eviction_policy(EvictionPolicy::lru())
+                .time_to_idle(IDLE)
+                .max_capacity(max_rows)
+                .weigher(|_key: &BodyKey, rendered: &Rendered| {
+                    weight(rendered.body.len() / BODY_BYTES_PER_ROW)
                 })
                 .build()
         });
         AnswerCache {
             answers,
+            bodies,
             probes: Mutex::new(HashMap::new()),
         }
     }
@@ -112,23 +150,85 @@ impl AnswerCache {
         let Some(answers) = &self.answers else {
             return compute().await;
         };
-        let arrived = Instant::now();
-        let version = self
-            .probe(store, query.table)
-            .current(arrived, version)
-            .await?;
+        let version = self.version(store, query.table, version).await?;
         let key = AnswerKey {
             store,
             version,
             tenant: tenant.map(str::to_string),
             query: query.clone(),
         };
-        let rows = answers
-            .try_get_with(key, async { compute().await.map(Arc::new) })
-            .await
-            .map_err(|e| StoreError::clone(&e))?;
+        let rows = kept(answers, key, async { compute().await.map(Arc::new) }).await?;
         Ok(Vec::clone(&rows))
     }
+
+    /// `request`'s rendered answer for `tenant` from `store`, whose data
+    /// comes from `table`: the kept one when `version` (probed now) is the
+    /// one it was rendered at, else `render`ed and kept. `request` must name
+    /// everything the rendering depends on.
+    pub async fn rendered<V, VFut, R, RFut>(
+        &self,
+        store: &'static str,
+        table: &'static str,
+        tenant: Option<&str>,
+        request: String,
+        version: V,
+        render: R,
+    ) -> Result<Rendered, StoreError>
+    where
+        V: FnOnce() -> VFut,
+        VFut: Future<Output = Result<u64, StoreError>>,
+        R: FnOnce() -> RFut,
+        RFut: Future<Output = Result<Rendered, StoreError>>,
+    {
+        let Some(bodies) = &self.bodies else {
+            return render().await;
+        };
+        let version = self.version(store, table, version).await?;
+        let key = BodyKey {
+            store,
+            version,
+            tenant: tenant.map(str::to_string),
+            request,
+        };
+        kept(bodies, key, render()).await
+    }
+
+    /// `table`'s version in `store`, probed after this call started.
+    async fn version<V, VFut>(
+        &self,
+        store: &'static str,
+        table: &'static str,
+        probe: V,
+    ) -> Result<u64, StoreError>
+    where
+        V: FnOnce() -> VFut,
+        VFut: Future<Output = Result<u64, StoreError>>,
+    {
+        let arrived = Instant::now();
+        self.probe(store, table).current(arrived, probe).await
+    }
+}
+
+/// The cache's value for `key`, computed once by whichever caller comes
+/// first; a failure is returned to every waiting caller and not kept.
+async fn kept<K, T>(
+    cache: &Cache<K, T>,
+    key: K,
+    compute: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    cache
+        .try_get_with(key, compute)
+        .await
+        .map_err(|e| StoreError::clone(&e))
+}
+
+/// A cache weight: at least 1, saturating at `u32::MAX`.
+fn weight(units: usize) -> u32 {
+    u32::try_from(units.saturating_add(1)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -275,5 +375,47 @@ mod tests {
         table.ask(&off, None).await;
         assert_eq!(table.computed.load(Ordering::SeqCst), 2);
         assert_eq!(table.probes.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_rendered_body_is_kept_per_version_request_and_tenant() {
+        let cache = AnswerCache::new(1_000);
+        let version = AtomicU64::new(1);
+        let renders = AtomicUsize::new(0);
+        let ask = |tenant: &'static str, request: &'static str| {
+            let (version, renders) = (&version, &renders);
+            cache.rendered(
+                "clickhouse",
+                "usage_1m",
+                Some(tenant),
+                request.to_string(),
+                move || async move { Ok(version.load(Ordering::SeqCst)) },
+                move || async move {
+                    renders.fetch_add(1, Ordering::SeqCst);
+                    let body = format!("{tenant} {request} v{}", version.load(Ordering::SeqCst));
+                    Ok(Rendered {
+                        content_type: "text/plain",
+                        body: Bytes::from(body),
+                    })
+                },
+            )
+        };
+        assert_eq!(ask("a", "q1").await.unwrap().body, "a q1 v1");
+        assert_eq!(ask("a", "q1").await.unwrap().body, "a q1 v1");
+        assert_eq!(renders.load(Ordering::SeqCst), 1, "the second is kept");
+        assert_eq!(ask("b", "q1").await.unwrap().body, "b q1 v1");
+        assert_eq!(ask("a", "q2").await.unwrap().body, "a q2 v1");
+        assert_eq!(
+            renders.load(Ordering::SeqCst),
+            3,
+            "tenants and requests apart"
+        );
+        version.store(2, Ordering::SeqCst);
+        assert_eq!(
+            ask("a", "q1").await.unwrap().body,
+            "a q1 v2",
+            "a commit is seen"
+        );
+        assert_eq!(renders.load(Ordering::SeqCst), 4);
     }
 }

@@ -68,24 +68,37 @@ pub fn sql_text(q: &SumQuery, by_tenant: bool) -> String {
     )
 }
 
-/// The version of `table`: its active parts' count, rows, highest block
-/// number and newest modification. Every insert into a (non-replicated)
-/// MergeTree adds a part with a new, table-wide block number, so the data
-/// read with FINAL cannot change without this changing; the modification
-/// time covers a table dropped and created again (block numbers restart).
-/// A background merge changes it too, which only costs one recomputation.
+/// The version of `table`: per partition, the lowest and highest block
+/// number of its active parts; the table's metadata time; its mutations.
+/// Every insert into a (non-replicated) MergeTree adds a part with a new,
+/// table-wide block number, so the data read with FINAL cannot change
+/// without this changing. A background merge joins adjacent parts of one
+/// partition into a part spanning their blocks, so it leaves this alone:
+/// after a bulk load ClickHouse merges for minutes, and answers must stay
+/// kept meanwhile. Dropping a partition removes its entry; the metadata
+/// time covers a table dropped and created again (block numbers restart)
+/// and `ALTER`s; a mutation (`ALTER … DELETE`, never issued by somaflow)
+/// adds a row to `system.mutations`.
 pub async fn table_version(client: &clickhouse::Client, table: &str) -> Result<u64, StoreError> {
-    let parts = client
+    let version = client
         .query(
-            "SELECT concat(toString(count()), '/', toString(sum(rows)), '/', \
-             toString(max(max_block_number)), '/', toString(max(modification_time))) FROM system.parts \
-             WHERE database = currentDatabase() AND table = ? AND active",
+            "SELECT concat(\
+             (SELECT arrayStringConcat(arraySort(groupArray(p)), ',') FROM (\
+               SELECT concat(partition_id, ':', toString(min(min_block_number)), '-', \
+                 toString(max(max_block_number))) AS p FROM system.parts \
+               WHERE database = currentDatabase() AND table = ? AND active GROUP BY partition_id)), \
+             '/', (SELECT toString(any(metadata_modification_time)) FROM system.tables \
+               WHERE database = currentDatabase() AND name = ?), \
+             '/', (SELECT toString(count()) FROM system.mutations \
+               WHERE database = currentDatabase() AND table = ?))",
         )
+        .bind(table)
+        .bind(table)
         .bind(table)
         .fetch_one::<String>()
         .await
         .map_err(|e| StoreError::ClickHouse(e.to_string()))?;
-    Ok(xxhash_rust::xxh3::xxh3_64(parts.as_bytes()))
+    Ok(xxhash_rust::xxh3::xxh3_64(version.as_bytes()))
 }
 
 pub async fn sums(

@@ -10,13 +10,15 @@ pub mod cache;
 pub mod clickhouse;
 pub mod lake;
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use somaflow_pipeline::events::decimal::parse_decimal;
 use somaflow_sql::{LakeSql, QueryLimits};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::cache::AnswerCache;
+use crate::store::cache::{AnswerCache, Rendered};
 
 /// A sum over the rows of one table in `[from, to)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -172,6 +174,31 @@ impl<'a> Store<'a> {
                 tenant,
                 || self.table_version(query.table),
                 || self.compute(query, tenant),
+            )
+            .await
+    }
+
+    /// `request`'s rendered answer for `tenant`, from data in `table`:
+    /// kept while `table` does not change (see [`AnswerCache::rendered`]).
+    pub async fn rendered<R, RFut>(
+        &self,
+        table: &'static str,
+        tenant: Option<&str>,
+        request: String,
+        render: R,
+    ) -> Result<Rendered, StoreError>
+    where
+        R: FnOnce() -> RFut,
+        RFut: Future<Output = Result<Rendered, StoreError>>,
+    {
+        self.answers
+            .rendered(
+                self.name(),
+                table,
+                tenant,
+                request,
+                || self.table_version(table),
+                render,
             )
             .await
     }
