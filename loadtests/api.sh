@@ -7,6 +7,10 @@
 #   loadtests/api.sh                 # load once (kept in target/bench-api), then measure
 #   EVENTS=1000000 loadtests/api.sh  # a smaller data set
 #   RELOAD=1 loadtests/api.sh        # load again
+#   INGEST_RATE=1000 SOURCES=clickhouse loadtests/api.sh
+#                                    # reads while live events flow in (each
+#                                    # commit changes the tables under the answers;
+#                                    # the events stay in the data set)
 #
 # Needs the services (started here): Kafka (tansu), ClickHouse, Redis. For
 # the 10 M load a broker on memory storage is much faster than the default
@@ -98,7 +102,15 @@ declare -A targets=(
   [ledger]="/v1/billing/ledgers?tenant=$tenant&period=$period"
   [forecast]="/v1/forecasts?tenant=$tenant&meter=cost_usd&horizon=7d"
 )
-for source in clickhouse lake; do
+if [ -n "${INGEST_RATE:-}" ]; then
+  echo "== producing $INGEST_RATE events/s of live traffic while measuring"
+  "$bin" produce --to kafka --rate "$INGEST_RATE" --duration 1h --seed "$(date +%s)" \
+    > "$dir/produce-live.log" 2>&1 &
+  producer=$!
+  trap 'kill $worker $producer 2>/dev/null || true' EXIT
+  sleep 15
+fi
+for source in ${SOURCES:-clickhouse lake}; do
   for name in usage ledger forecast; do
     out="$dir/k6-$name-$source.json"
     BASE="$base" TARGET="${targets[$name]}&source=$source" TOKEN="$token" NAME="$name" \
