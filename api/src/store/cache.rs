@@ -98,25 +98,15 @@ impl AnswerCache {
     /// Keeps answers of up to `max_rows` rows in all, and as many again in
     /// rendered bodies ([`BODY_BYTES_PER_ROW`] bytes a row); 0 keeps none.
     pub fn new(max_rows: u64) -> AnswerCache {
-        // Plain LRU: with frequency-based admission, an old version's
-        // well-used answers could keep the new version's out.
         let answers = (max_rows > 0).then(|| {
-            Cache::builder()
-                .eviction_policy(EvictionPolicy::lru())
-                .time_to_idle(IDLE)
-                .max_capacity(max_rows)
-                .weigher(|_key: &AnswerKey, rows: &Arc<Vec<SumRow>>| weight(rows.len()))
-                .build()
+            lru(max_rows, |_key: &AnswerKey, rows: &Arc<Vec<SumRow>>| {
+                weight(rows.len())
+            })
         });
         let bodies = (max_rows > 0).then(|| {
-            Cache::builder()
-                .eviction_policy(EvictionPolicy::lru())
-                .time_to_idle(IDLE)
-                .max_capacity(max_rows)
-                .weigher(|_key: &BodyKey, rendered: &Rendered| {
-                    weight(rendered.body.len() / BODY_BYTES_PER_ROW)
-                })
-                .build()
+            lru(max_rows, |_key: &BodyKey, rendered: &Rendered| {
+                weight(rendered.body.len() / BODY_BYTES_PER_ROW)
+            })
         });
         AnswerCache {
             answers,
@@ -224,6 +214,22 @@ where
         .try_get_with(key, compute)
         .await
         .map_err(|e| StoreError::clone(&e))
+}
+
+/// A cache of `capacity` in `weigher`'s units, letting go of what is not
+/// asked for in [`IDLE`]. Plain LRU: with frequency-based admission, an old
+/// version's well-used answers could keep the new version's out.
+fn lru<K, V>(capacity: u64, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .eviction_policy(EvictionPolicy::lru())
+        .time_to_idle(IDLE)
+        .max_capacity(capacity)
+        .weigher(weigher)
+        .build()
 }
 
 /// A cache weight: at least 1, saturating at `u32::MAX`.
