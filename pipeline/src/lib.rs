@@ -6,6 +6,7 @@ pub mod config;
 pub mod events;
 pub mod exposition;
 pub mod metrics;
+pub mod publications;
 pub mod runtime;
 pub mod storage;
 

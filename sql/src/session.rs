@@ -1,7 +1,6 @@
 //! The DataFusion session over the lake, and the per-tenant sessions that
 //! see it only through views filtered on the tenant.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +16,12 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
-use datafusion::object_store::ObjectStore;
 use futures::StreamExt;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::{
     BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE, table_schema,
 };
+use somaflow_pipeline::publications::{self, PublicationRecord};
 use somaflow_pipeline::storage::StorageLocation;
 use tracing::{Instrument, info_span};
 
@@ -48,7 +47,7 @@ pub struct LakeSql {
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
     tables: Vec<(&'static str, Arc<dyn TableProvider>)>,
-    /// Where the table folders are, for [`LakeSql::table_version`].
+    /// Where the lake is, for [`LakeSql::publications`].
     location: StorageLocation,
 }
 
@@ -126,31 +125,13 @@ impl LakeSql {
         })
     }
 
-    /// A fingerprint of the files `table` (a name of [`SQL_TABLES`]) is
-    /// read from. Published files are never rewritten, so it changes when,
-    /// and only when, a commit publishes or removes one: an answer computed
-    /// from the table stays right until it does.
-    pub async fn table_version(&self, table: &str) -> Result<u64, SqlError> {
-        let folder = SQL_TABLES
-            .iter()
-            .find(|(name, _)| *name == table)
-            .map(|(_, folder)| *folder)
-            .ok_or_else(|| SqlError::Query(format!("no table {table}")))?;
-        let prefix = self.location.path(folder);
-        let mut files = self.location.store.list(Some(&prefix));
-        // Listing order is the store's: combine the files' hashes in a way
-        // that does not depend on it.
-        let (mut sum, mut count) = (0u64, 0u64);
-        while let Some(meta) = files.next().await {
-            let meta = meta.map_err(lake_error)?;
-            let mut hasher = DefaultHasher::new();
-            meta.location.as_ref().hash(&mut hasher);
-            meta.size.hash(&mut hasher);
-            meta.last_modified.hash(&mut hasher);
-            sum = sum.wrapping_add(hasher.finish());
-            count += 1;
-        }
-        Ok(sum ^ count.rotate_left(32))
+    /// Every lake writer's publication record (see
+    /// [`somaflow_pipeline::publications`]), ordered by writer: what changed
+    /// where, for readers that keep answers.
+    pub async fn publications(&self) -> Result<Vec<(String, PublicationRecord)>, SqlError> {
+        publications::read_all(&self.location)
+            .await
+            .map_err(lake_error)
     }
 
     /// A session in which every table name is a view of the lake table
@@ -287,41 +268,5 @@ fn classify(e: DataFusionError) -> SqlError {
                 SqlError::Query(msg)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_table_version_moves_with_published_files_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let sql = LakeSql::open(dir.path().to_str().unwrap()).await.unwrap();
-        let empty = sql.table_version(USAGE_TABLE).await.unwrap();
-        assert_eq!(sql.table_version(USAGE_TABLE).await.unwrap(), empty);
-
-        let hour = dir.path().join(USAGE_TABLE).join("date=2026-12-01/hour=10");
-        std::fs::create_dir_all(&hour).unwrap();
-        std::fs::write(hour.join("a.parquet"), b"one").unwrap();
-        let one = sql.table_version(USAGE_TABLE).await.unwrap();
-        assert_ne!(one, empty, "a published file");
-        assert_eq!(
-            sql.table_version(USAGE_TABLE).await.unwrap(),
-            one,
-            "nothing new"
-        );
-
-        let other = dir.path().join("conversations/date=2026-12-01/hour=10");
-        std::fs::create_dir_all(&other).unwrap();
-        std::fs::write(other.join("b.parquet"), b"two").unwrap();
-        assert_eq!(
-            sql.table_version(USAGE_TABLE).await.unwrap(),
-            one,
-            "another table's file"
-        );
-        std::fs::write(hour.join("c.parquet"), b"three").unwrap();
-        assert_ne!(sql.table_version(USAGE_TABLE).await.unwrap(), one);
-        assert!(sql.table_version("no_such_table").await.is_err());
     }
 }

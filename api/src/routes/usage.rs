@@ -51,7 +51,7 @@ pub async fn get_usage(
     // store are part of the cache's key.
     let request = format!("usage {query:?} csv={wants_csv}");
     let answer = store
-        .rendered(sum_query.table, tenant, request, || async {
+        .rendered(&sum_query, tenant, request, || async {
             let sums = store.sums(&sum_query, tenant).await?;
             let rows = fold(sums, query.window, query.tz);
             Ok(if wants_csv {

@@ -3,13 +3,18 @@
 //! the month's ledger) while the data moves once per checkpoint commit, so
 //! each answer is computed once per version of its table and shared.
 //!
-//! Exactness comes first: an answer is keyed by the version of its table
-//! as probed *after* the request arrived (ClickHouse: the table's active
-//! parts, which every insert adds to; the lake: its published files), so a
-//! kept answer always includes every commit the request could have seen.
-//! Probes are shared too: requests that arrive while one runs wait for the
-//! next, so a burst costs one probe, not one each. Concurrent requests for
-//! the same missing answer compute it once; failures are not kept.
+//! Exactness comes first: an answer is keyed by the version of the rows it
+//! reads (its table over its time range, see [`version`](super::version))
+//! as probed *after* the request arrived (ClickHouse: the active parts of
+//! each partition, which every insert adds to; the lake: its writers'
+//! publication records), so a kept answer always includes every commit the
+//! request could have seen, and a commit of today's rows leaves last
+//! month's answers alone. Rows that are being published right now have no
+//! version: answers over them are computed and not kept. One probe covers
+//! every table of a store and is shared: requests that arrive while one
+//! runs wait for the next, so a burst costs one probe, not one each.
+//! Concurrent requests for the same missing answer compute it once;
+//! failures are not kept.
 //!
 //! Big answers are also kept rendered: `/v1/usage` over 30 days by model is
 //! ~7,000 rows (~700 kB of JSON), and rendering them again for every hit
@@ -25,35 +30,40 @@ use bytes::Bytes;
 use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 
+use super::version::DataVersions;
 use super::{StoreError, SumQuery, SumRow};
 
 /// An answer nobody asked for this long is let go.
 const IDLE: Duration = Duration::from_secs(600);
 
-/// The version of one table in one store, probed at most once per burst.
+/// A store's data versions, probed at most once per burst.
 #[derive(Default)]
 struct VersionProbe {
     /// When the last probe started, and what it found.
-    last: tokio::sync::Mutex<Option<(Instant, u64)>>,
+    last: tokio::sync::Mutex<Option<(Instant, Arc<DataVersions>)>>,
 }
 
 impl VersionProbe {
-    /// A version probed no earlier than `arrived`.
-    async fn current<F, Fut>(&self, arrived: Instant, probe: F) -> Result<u64, StoreError>
+    /// Versions probed no earlier than `arrived`.
+    async fn current<F, Fut>(
+        &self,
+        arrived: Instant,
+        probe: F,
+    ) -> Result<Arc<DataVersions>, StoreError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<u64, StoreError>>,
+        Fut: Future<Output = Result<DataVersions, StoreError>>,
     {
         let mut last = self.last.lock().await;
-        if let Some((started, version)) = *last
-            && started >= arrived
+        if let Some((started, versions)) = &*last
+            && *started >= arrived
         {
-            return Ok(version);
+            return Ok(versions.clone());
         }
         let started = Instant::now();
-        let version = probe().await?;
-        *last = Some((started, version));
-        Ok(version)
+        let versions = Arc::new(probe().await?);
+        *last = Some((started, versions.clone()));
+        Ok(versions)
     }
 }
 
@@ -91,7 +101,7 @@ pub struct AnswerCache {
     answers: Option<Cache<AnswerKey, Arc<Vec<SumRow>>>>,
     /// Rendered bodies, bounded like `answers` (rows or row-equivalents).
     bodies: Option<Cache<BodyKey, Rendered>>,
-    probes: Mutex<HashMap<(&'static str, &'static str), Arc<VersionProbe>>>,
+    probes: Mutex<HashMap<&'static str, Arc<VersionProbe>>>,
 }
 
 impl AnswerCache {
@@ -115,32 +125,34 @@ impl AnswerCache {
         }
     }
 
-    fn probe(&self, store: &'static str, table: &'static str) -> Arc<VersionProbe> {
+    fn probe(&self, store: &'static str) -> Arc<VersionProbe> {
         let mut probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
-        probes.entry((store, table)).or_default().clone()
+        probes.entry(store).or_default().clone()
     }
 
-    /// `query`'s rows for `tenant` from `store`: kept ones when `version`
-    /// (the table's version, probed now) is the one they were computed at,
-    /// else `compute`d and kept.
+    /// `query`'s rows for `tenant` from `store`: kept ones when the
+    /// version of the rows they read (from `probe`d versions) is the one
+    /// they were computed at, else `compute`d and kept.
     pub async fn sums<V, VFut, C, CFut>(
         &self,
         store: &'static str,
         query: &SumQuery,
         tenant: Option<&str>,
-        version: V,
+        probe: V,
         compute: C,
     ) -> Result<Vec<SumRow>, StoreError>
     where
         V: FnOnce() -> VFut,
-        VFut: Future<Output = Result<u64, StoreError>>,
+        VFut: Future<Output = Result<DataVersions, StoreError>>,
         C: FnOnce() -> CFut,
         CFut: Future<Output = Result<Vec<SumRow>, StoreError>>,
     {
         let Some(answers) = &self.answers else {
             return compute().await;
         };
-        let version = self.version(store, query.table, version).await?;
+        let Some(version) = self.version(store, query, probe).await? else {
+            return compute().await;
+        };
         let key = AnswerKey {
             store,
             version,
@@ -151,29 +163,31 @@ impl AnswerCache {
         Ok(Vec::clone(&rows))
     }
 
-    /// `request`'s rendered answer for `tenant` from `store`, whose data
-    /// comes from `table`: the kept one when `version` (probed now) is the
-    /// one it was rendered at, else `render`ed and kept. `request` must name
-    /// everything the rendering depends on.
+    /// `request`'s rendered answer for `tenant` from `store`, made of the
+    /// rows `query` reads: the kept one when their version (from `probe`d
+    /// versions) is the one it was rendered at, else `render`ed and kept.
+    /// `request` must name everything the rendering depends on.
     pub async fn rendered<V, VFut, R, RFut>(
         &self,
         store: &'static str,
-        table: &'static str,
+        query: &SumQuery,
         tenant: Option<&str>,
         request: String,
-        version: V,
+        probe: V,
         render: R,
     ) -> Result<Rendered, StoreError>
     where
         V: FnOnce() -> VFut,
-        VFut: Future<Output = Result<u64, StoreError>>,
+        VFut: Future<Output = Result<DataVersions, StoreError>>,
         R: FnOnce() -> RFut,
         RFut: Future<Output = Result<Rendered, StoreError>>,
     {
         let Some(bodies) = &self.bodies else {
             return render().await;
         };
-        let version = self.version(store, table, version).await?;
+        let Some(version) = self.version(store, query, probe).await? else {
+            return render().await;
+        };
         let key = BodyKey {
             store,
             version,
@@ -183,19 +197,21 @@ impl AnswerCache {
         kept(bodies, key, render()).await
     }
 
-    /// `table`'s version in `store`, probed after this call started.
+    /// The version in `store` of the rows `query` reads, probed after this
+    /// call started; `None` when it has none (see [`DataVersions::of`]).
     async fn version<V, VFut>(
         &self,
         store: &'static str,
-        table: &'static str,
+        query: &SumQuery,
         probe: V,
-    ) -> Result<u64, StoreError>
+    ) -> Result<Option<u64>, StoreError>
     where
         V: FnOnce() -> VFut,
-        VFut: Future<Output = Result<u64, StoreError>>,
+        VFut: Future<Output = Result<DataVersions, StoreError>>,
     {
         let arrived = Instant::now();
-        self.probe(store, table).current(arrived, probe).await
+        let versions = self.probe(store).current(arrived, probe).await?;
+        Ok(versions.of(query.table, query.time_column, query.from, query.to))
     }
 }
 
@@ -245,6 +261,25 @@ mod tests {
 
     use super::*;
     use crate::store::Sum;
+    use crate::store::version::{Slice, TableVersions};
+
+    /// `usage_1m` with one slice per hour, the first hour at `version`
+    /// (`None`: being published), the second at 0.
+    fn versions(version: Option<u64>) -> DataVersions {
+        let slice = |start, version| Slice {
+            start,
+            end: start + 3_600,
+            version,
+        };
+        DataVersions::known(vec![(
+            "usage_1m".into(),
+            TableVersions {
+                whole: 0,
+                time_column: "window_start".into(),
+                slices: vec![slice(0, version), slice(3_600, Some(0))],
+            },
+        )])
+    }
 
     fn query(table: &'static str) -> SumQuery {
         SumQuery {
@@ -286,7 +321,7 @@ mod tests {
                     || async {
                         self.probes.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        Ok(self.version.load(Ordering::SeqCst))
+                        Ok(versions(Some(self.version.load(Ordering::SeqCst))))
                     },
                     || async {
                         self.computed.fetch_add(1, Ordering::SeqCst);
@@ -337,16 +372,23 @@ mod tests {
         let early = Instant::now();
         let slow = probe.current(early, || async {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(1)
+            Ok(versions(Some(1)))
         });
         let late = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            probe.current(Instant::now(), || async { Ok(2) }).await
+            probe
+                .current(Instant::now(), || async { Ok(versions(Some(2))) })
+                .await
         };
         let (first, second) = tokio::join!(slow, late);
-        assert_eq!((first.unwrap(), second.unwrap()), (1, 2));
+        assert_eq!(*first.unwrap(), versions(Some(1)));
+        assert_eq!(*second.unwrap(), versions(Some(2)));
         // Arrived before the second probe started: it may use it.
-        assert_eq!(probe.current(early, || async { Ok(3) }).await.unwrap(), 2);
+        let reused = probe
+            .current(early, || async { Ok(versions(Some(3))) })
+            .await
+            .unwrap();
+        assert_eq!(*reused, versions(Some(2)));
     }
 
     #[tokio::test]
@@ -358,7 +400,7 @@ mod tests {
                 "lake",
                 &q,
                 None,
-                || async { Ok(1) },
+                || async { Ok(versions(Some(1))) },
                 || async { Err(StoreError::Lake("disk gone".into())) },
             )
             .await;
@@ -368,7 +410,7 @@ mod tests {
                 "lake",
                 &q,
                 None,
-                || async { Ok(1) },
+                || async { Ok(versions(Some(1))) },
                 || async { Ok(rows(5)) },
             )
             .await
@@ -386,16 +428,17 @@ mod tests {
     #[tokio::test]
     async fn a_rendered_body_is_kept_per_version_request_and_tenant() {
         let cache = AnswerCache::new(1_000);
+        let q = query("usage_1m");
         let version = AtomicU64::new(1);
         let renders = AtomicUsize::new(0);
         let ask = |tenant: &'static str, request: &'static str| {
             let (version, renders) = (&version, &renders);
             cache.rendered(
                 "clickhouse",
-                "usage_1m",
+                &q,
                 Some(tenant),
                 request.to_string(),
-                move || async move { Ok(version.load(Ordering::SeqCst)) },
+                move || async move { Ok(versions(Some(version.load(Ordering::SeqCst)))) },
                 move || async move {
                     renders.fetch_add(1, Ordering::SeqCst);
                     let body = format!("{tenant} {request} v{}", version.load(Ordering::SeqCst));
@@ -423,5 +466,55 @@ mod tests {
             "a commit is seen"
         );
         assert_eq!(renders.load(Ordering::SeqCst), 4);
+    }
+
+    /// Computes `query` over `[from, to)` seconds with `probe`d versions,
+    /// counting computations in `computed`.
+    async fn ask_range(
+        cache: &AnswerCache,
+        (from, to): (i64, i64),
+        probe: DataVersions,
+        computed: &AtomicUsize,
+    ) {
+        let mut q = query("usage_1m");
+        q.from = Utc.timestamp_opt(from, 0).unwrap();
+        q.to = Utc.timestamp_opt(to, 0).unwrap();
+        cache
+            .sums(
+                "lake",
+                &q,
+                None,
+                || async { Ok(probe) },
+                || async {
+                    computed.fetch_add(1, Ordering::SeqCst);
+                    Ok(rows(1))
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_commit_elsewhere_in_time_keeps_the_answer_and_one_in_progress_keeps_none() {
+        let cache = AnswerCache::new(1_000);
+        let computed = AtomicUsize::new(0);
+        let second_hour = (3_600, 7_200);
+        ask_range(&cache, second_hour, versions(Some(1)), &computed).await;
+        ask_range(&cache, second_hour, versions(Some(2)), &computed).await;
+        assert_eq!(computed.load(Ordering::SeqCst), 1, "the first hour moved");
+        ask_range(&cache, second_hour, versions(None), &computed).await;
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+
+        let both_hours = (0, 7_200);
+        ask_range(&cache, both_hours, versions(None), &computed).await;
+        ask_range(&cache, both_hours, versions(None), &computed).await;
+        assert_eq!(
+            computed.load(Ordering::SeqCst),
+            3,
+            "computed while being published, and not kept"
+        );
+        ask_range(&cache, both_hours, versions(Some(3)), &computed).await;
+        ask_range(&cache, both_hours, versions(Some(3)), &computed).await;
+        assert_eq!(computed.load(Ordering::SeqCst), 4);
     }
 }

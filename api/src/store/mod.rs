@@ -4,11 +4,12 @@
 //! [`SumRow`]s from either, so their answers can only differ if the data
 //! does. Expressions come from code, never from a request, and are written
 //! in the SQL both dialects share (down to ClickHouse 18.16). Answers are
-//! kept until their table changes ([`cache`]).
+//! kept until the rows under them change ([`cache`], [`version`]).
 
 pub mod cache;
 pub mod clickhouse;
 pub mod lake;
+pub mod version;
 
 use std::future::Future;
 
@@ -19,6 +20,7 @@ use somaflow_sql::{LakeSql, QueryLimits};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::cache::{AnswerCache, Rendered};
+use crate::store::version::DataVersions;
 
 /// A sum over the rows of one table in `[from, to)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -172,17 +174,17 @@ impl<'a> Store<'a> {
                 self.name(),
                 query,
                 tenant,
-                || self.table_version(query.table),
+                || self.versions(),
                 || self.compute(query, tenant),
             )
             .await
     }
 
-    /// `request`'s rendered answer for `tenant`, from data in `table`:
-    /// kept while `table` does not change (see [`AnswerCache::rendered`]).
+    /// `request`'s rendered answer for `tenant`, made of the rows `query`
+    /// reads: kept while they do not change (see [`AnswerCache::rendered`]).
     pub async fn rendered<R, RFut>(
         &self,
-        table: &'static str,
+        query: &SumQuery,
         tenant: Option<&str>,
         request: String,
         render: R,
@@ -194,10 +196,10 @@ impl<'a> Store<'a> {
         self.answers
             .rendered(
                 self.name(),
-                table,
+                query,
                 tenant,
                 request,
-                || self.table_version(table),
+                || self.versions(),
                 render,
             )
             .await
@@ -214,10 +216,10 @@ impl<'a> Store<'a> {
         }
     }
 
-    async fn table_version(&self, table: &str) -> Result<u64, StoreError> {
+    async fn versions(&self) -> Result<DataVersions, StoreError> {
         match &self.backend {
-            Backend::Lake { sql, limits } => lake::table_version(sql, table, *limits).await,
-            Backend::ClickHouse(client) => clickhouse::table_version(client, table).await,
+            Backend::Lake { sql, limits } => lake::versions(sql, *limits).await,
+            Backend::ClickHouse(client) => clickhouse::versions(client).await,
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Publishing staged files: a rename per file, idempotent, and at restart the
 //! roll-forward of the newest checkpoint plus removal of orphaned staging.
+//! Each publication is bracketed in the writer's publication record
+//! ([`somaflow_pipeline::publications`]): its days are marked in progress
+//! before the first rename and recorded as changed after the last.
 
 use async_trait::async_trait;
 use datafusion::object_store::ObjectStoreExt;
@@ -7,6 +10,7 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::NodeCheckpoint;
 use somaflow_pipeline::metrics::{NodeTableLabels, metrics};
+use somaflow_pipeline::publications::{DaysByTable, PublicationRecord, read_record, write_record};
 use somaflow_pipeline::runtime::{Committer, NodeError};
 use somaflow_pipeline::storage::StorageLocation;
 use tracing::{debug, info};
@@ -28,20 +32,67 @@ pub struct PreCommit {
 }
 
 pub struct LakeCommitter {
-    pub node: String,
-    pub worker: Option<String>,
-    pub location: StorageLocation,
+    node: String,
+    worker: Option<String>,
+    location: StorageLocation,
+    /// Names this process run's publications in the record.
+    run: String,
+    /// This writer's publication record, read at the first publication.
+    record: tokio::sync::Mutex<Option<PublicationRecord>>,
 }
 
 impl LakeCommitter {
-    pub fn staging_root(&self) -> String {
-        match &self.worker {
-            Some(worker) => format!("_staging/{worker}/{}", self.node),
-            None => format!("_staging/{}", self.node),
+    pub fn new(
+        node: &str,
+        worker: Option<String>,
+        location: StorageLocation,
+        run: &str,
+    ) -> LakeCommitter {
+        LakeCommitter {
+            node: node.to_string(),
+            worker,
+            location,
+            run: run.to_string(),
+            record: tokio::sync::Mutex::new(None),
         }
     }
 
+    /// This writer's name among the lake's writers: its worker and node.
+    fn writer(&self) -> String {
+        match &self.worker {
+            Some(worker) => format!("{worker}/{}", self.node),
+            None => self.node.clone(),
+        }
+    }
+
+    pub fn staging_root(&self) -> String {
+        format!("_staging/{}", self.writer())
+    }
+
+    /// Renames `files` into the lake, bracketed in the publication record.
     async fn publish(&self, epoch: u64, files: &[StagedFile]) -> Result<(), ParquetSinkError> {
+        let mut guard = self.record.lock().await;
+        let record = match guard.as_mut() {
+            Some(record) => record,
+            None => guard.insert(
+                read_record(&self.location, &self.writer())
+                    .await?
+                    .unwrap_or_default(),
+            ),
+        };
+        if !files.is_empty() {
+            record.begin(&days_of(files));
+            write_record(&self.location, &self.writer(), record).await?;
+            self.rename_all(epoch, files).await?;
+            record.finish(&self.run);
+        }
+        // Also written with nothing to publish, at recovery: a lake with a
+        // writer always has its record, which readers rely on.
+        write_record(&self.location, &self.writer(), record).await?;
+        Ok(())
+    }
+
+    async fn rename_all(&self, epoch: u64, files: &[StagedFile]) -> Result<(), ParquetSinkError> {
         let store = &self.location.store;
         for f in files {
             let staged = self.location.path(&f.staged);
@@ -74,6 +125,25 @@ impl LakeCommitter {
     }
 }
 
+/// The days each table's files go to, from their `date=` folders.
+fn days_of(files: &[StagedFile]) -> DaysByTable {
+    let mut days = DaysByTable::new();
+    for f in files {
+        // A target without a date folder is not one the sink writes; its
+        // whole table is marked instead (the empty day), which readers take
+        // as every day.
+        let day = f
+            .target
+            .split('/')
+            .find_map(|part| part.strip_prefix("date="))
+            .unwrap_or_default();
+        days.entry(f.table.clone())
+            .or_default()
+            .insert(day.to_string());
+    }
+    days
+}
+
 fn files_of(checkpoint: &NodeCheckpoint) -> Result<Vec<StagedFile>, ParquetSinkError> {
     match &checkpoint.pre_commit {
         Some(v) => Ok(serde_json::from_value::<PreCommit>(v.clone())?.files),
@@ -90,10 +160,11 @@ impl Committer for LakeCommitter {
     }
 
     async fn recover(&self, checkpoint: Option<&NodeCheckpoint>) -> Result<(), NodeError> {
-        if let Some(cp) = checkpoint {
-            let files = files_of(cp)?;
-            self.publish(0, &files).await?;
-        }
+        let files = match checkpoint {
+            Some(cp) => files_of(cp)?,
+            None => Vec::new(),
+        };
+        self.publish(0, &files).await?;
         // Whatever is still staged belongs to checkpoints that never completed;
         // its rows will be read again from the source positions.
         let prefix = self.location.path(&self.staging_root());
@@ -110,5 +181,57 @@ impl Committer for LakeCommitter {
             info!(node = %self.node, files = orphans.len(), "discarded staged files of an incomplete checkpoint");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::object_store::PutPayload;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_publication_is_recorded_by_day_after_its_files_are_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StorageLocation::parse(dir.path().to_str().unwrap()).unwrap();
+        let committer = LakeCommitter::new("lake", Some("w1".into()), location.clone(), "run1");
+        committer.recover(None).await.unwrap();
+        let record = read_record(&location, "w1/lake").await.unwrap();
+        assert_eq!(
+            record,
+            Some(PublicationRecord::default()),
+            "written at recovery"
+        );
+
+        let staged = format!("{}/x/1.parquet", committer.staging_root());
+        location
+            .store
+            .put(&location.path(&staged), PutPayload::from_static(b"rows"))
+            .await
+            .unwrap();
+        let target = "usage_1m/date=2026-12-01/hour=10/1.parquet";
+        let files = [StagedFile {
+            table: "usage_1m".into(),
+            staged,
+            target: target.into(),
+            rows: 1,
+        }];
+        committer.publish(1, &files).await.unwrap();
+        assert!(location.store.head(&location.path(target)).await.is_ok());
+        let record = read_record(&location, "w1/lake").await.unwrap().unwrap();
+        assert_eq!(record.days["usage_1m"]["2026-12-01"], "run1:1");
+        assert!(record.in_progress.is_empty());
+
+        // A publication whose file is gone fails and leaves its day in progress.
+        let missing = [StagedFile {
+            table: "usage_1m".into(),
+            staged: "_staging/w1/lake/x/2.parquet".into(),
+            target: "usage_1m/date=2026-12-02/hour=00/2.parquet".into(),
+            rows: 1,
+        }];
+        assert!(committer.publish(2, &missing).await.is_err());
+        let record = read_record(&location, "w1/lake").await.unwrap().unwrap();
+        assert!(record.in_progress["usage_1m"].contains("2026-12-02"));
+        assert_eq!(record.seq, 1);
     }
 }

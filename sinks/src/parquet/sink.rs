@@ -88,11 +88,12 @@ impl ParquetSink {
         Ok(Self {
             node: node.to_string(),
             task: 0,
-            committer: Arc::new(LakeCommitter {
-                node: node.to_string(),
-                worker: config.worker.clone(),
-                location: location.clone(),
-            }),
+            committer: Arc::new(LakeCommitter::new(
+                node,
+                config.worker.clone(),
+                location.clone(),
+                &run_id,
+            )),
             location,
             props: writer_properties(config.row_group_rows)?,
             max_buffer_rows: config.max_buffer_rows,
