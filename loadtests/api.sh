@@ -56,6 +56,22 @@ port=18480
 export SOMAFLOW_SERVER__LISTEN="127.0.0.1:$port"
 base="http://127.0.0.1:$port"
 
+if [ -n "${INGEST_RATE:-}" ]; then
+  if [ ! -f "$dir/loaded-$EVENTS" ] || [ -n "${RELOAD:-}" ]; then
+    echo "load the data set first: run loadtests/api.sh without INGEST_RATE" >&2
+    exit 2
+  fi
+  # Live traffic goes through topics, a consumer group and checkpoints of
+  # its own, into the same lake and ClickHouse: the worker then reads only
+  # the live events, whatever the broker still holds of the load (a memory
+  # broker forgets it when restarted, and the loaded group's offsets would
+  # point past the end of the new topics).
+  live="live$(date +%s)"
+  export SOMAFLOW_KAFKA__TOPIC_PREFIX="benchapi${EVENTS}${live}."
+  export SOMAFLOW_CLUSTER__GROUP_ID="benchapi${EVENTS}${live}"
+  export SOMAFLOW_CHECKPOINT__STORE="$dir/checkpoints-$EVENTS-$live"
+fi
+
 # Topics and tenant metadata first: a worker refuses to start without its
 # topics (both commands leave what exists alone).
 "$bin" topics create
@@ -104,6 +120,7 @@ declare -A targets=(
 )
 if [ -n "${INGEST_RATE:-}" ]; then
   echo "== producing $INGEST_RATE events/s of live traffic while measuring"
+  live_from="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   "$bin" produce --to kafka --rate "$INGEST_RATE" --duration 1h --seed "$(date +%s)" \
     > "$dir/produce-live.log" 2>&1 &
   producer=$!
@@ -126,3 +143,8 @@ print(f"{name:9} {source:10} {m['http_reqs']['rate']:8.1f} req/s  p50 {d['med']:
 PY
   done
 done
+if [ -n "${INGEST_RATE:-}" ]; then
+  # The reads above only measured answers kept through commits if the live
+  # events did land meanwhile.
+  echo "== live conversations landed in the lake while measuring: $(sql "SELECT count(*) FROM conversations WHERE ingest_time >= TIMESTAMP '$live_from'")"
+fi

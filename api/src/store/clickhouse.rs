@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Months, NaiveDate, NaiveTime};
 use clickhouse::Row;
 use serde::Deserialize;
 use xxhash_rust::xxh3::xxh3_64;
@@ -88,7 +87,15 @@ pub fn sql_text(q: &SumQuery, by_tenant: bool) -> String {
 pub async fn versions(client: &clickhouse::Client) -> Result<DataVersions, StoreError> {
     let facts = client
         .query(
-            "SELECT table, 'part' AS kind, partition_id AS key,                concat(toString(min(min_block_number)), '-', toString(max(max_block_number))) AS value              FROM system.parts WHERE database = currentDatabase() AND active              GROUP BY table, partition_id              UNION ALL SELECT name, 'table', partition_key, toString(metadata_modification_time)              FROM system.tables WHERE database = currentDatabase()              UNION ALL SELECT table, 'mutations', '', toString(count())              FROM system.mutations WHERE database = currentDatabase() GROUP BY table",
+            "SELECT table, 'part' AS kind, partition_id AS key, \
+               concat(toString(min(min_block_number)), '-', toString(max(max_block_number))) AS value, \
+               concat(toString(toUInt32(min(min_time))), ' ', toString(toUInt32(max(max_time)))) AS span \
+             FROM system.parts WHERE database = currentDatabase() AND active \
+             GROUP BY table, partition_id \
+             UNION ALL SELECT name, 'table', partition_key, toString(metadata_modification_time), '' \
+             FROM system.tables WHERE database = currentDatabase() \
+             UNION ALL SELECT table, 'mutations', '', toString(count()), '' \
+             FROM system.mutations WHERE database = currentDatabase() GROUP BY table",
         )
         .fetch_all::<Fact>()
         .await
@@ -103,10 +110,17 @@ struct Fact {
     kind: String,
     key: String,
     value: String,
+    /// A partition's lowest and highest time (`min_time`, `max_time` of its
+    /// parts) in Unix seconds.
+    span: String,
 }
 
-/// Partitions as slices of time when the table is partitioned by
-/// `toYYYYMM(column)`; otherwise each may hold rows of any time.
+/// Partitions as slices of the time their rows span when the table is
+/// partitioned by `toYYYYMM(column)`; otherwise each may hold rows of any
+/// time. A span is what the partition holds now, not what it could: an
+/// insert into a partition changes its version, and one that widens its
+/// span into a range also adds it to the slices the range hashes, so the
+/// range's version moves either way.
 fn versions_of(mut facts: Vec<Fact>) -> DataVersions {
     // The server answers in no particular order; versions must not depend on it.
     facts.sort_by(|a, b| (&a.table, &a.kind, &a.key).cmp(&(&b.table, &b.kind, &b.key)));
@@ -129,7 +143,7 @@ fn versions_of(mut facts: Vec<Fact>) -> DataVersions {
                 let version = Some(xxh3_64(format!("{}:{}", fact.key, fact.value).as_bytes()));
                 let by_month = months.get(&fact.table).copied().unwrap_or(false);
                 versions.slices.push(
-                    month_slice(&fact.key, version)
+                    span_slice(&fact.span, version)
                         .filter(|_| by_month)
                         .unwrap_or_else(|| Slice::everywhere(version)),
                 );
@@ -141,22 +155,18 @@ fn versions_of(mut facts: Vec<Fact>) -> DataVersions {
     DataVersions::known(tables.into_iter().collect())
 }
 
-/// The rows a `YYYYMM` partition may hold. A `DateTime` column without a
-/// time zone is cut into months in the server's, up to 14 hours away from
-/// UTC: the slice is widened by a day on each side.
-fn month_slice(partition_id: &str, version: Option<u64>) -> Option<Slice> {
-    let (year, month) = partition_id.split_at_checked(4)?;
-    let first = NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)?;
-    let next = first.checked_add_months(Months::new(1))?;
-    let secs = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc().timestamp();
-    Some(Slice {
-        start: secs(first) - DAY_SECS,
-        end: secs(next) + DAY_SECS,
+/// The slice of a partition's `min_time max_time` span. Servers that do
+/// not track it (a `DateTime64` key on some versions) answer zeros: the
+/// partition may then hold any time.
+fn span_slice(span: &str, version: Option<u64>) -> Option<Slice> {
+    let (min, max) = span.split_once(' ')?;
+    let (min, max): (i64, i64) = (min.parse().ok()?, max.parse().ok()?);
+    (max > 0).then_some(Slice {
+        start: min,
+        end: max + 1,
         version,
     })
 }
-
-const DAY_SECS: i64 = 86_400;
 
 pub async fn sums(
     client: &clickhouse::Client,
@@ -201,32 +211,44 @@ mod tests {
             kind: kind.into(),
             key: key.into(),
             value: value.into(),
+            span: String::new(),
         }
+    }
+
+    fn part(table: &str, partition: &str, blocks: &str, (from, to): (u32, u32)) -> Fact {
+        Fact {
+            span: format!("{} {}", at(from).timestamp(), at(to).timestamp() - 1),
+            ..fact(table, "part", partition, blocks)
+        }
+    }
+
+    /// A day as month × 100 + day: 1103 is November 3rd.
+    fn at(month_day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, month_day / 100, month_day % 100, 0, 0, 0)
+            .unwrap()
     }
 
     fn database(november_blocks: &str, december_blocks: &str) -> Vec<Fact> {
         vec![
-            fact("conversations", "part", "202612", december_blocks),
+            part("conversations", "202612", december_blocks, (1201, 1203)),
             fact(
                 "conversations",
                 "table",
                 "toYYYYMM(event_time)",
                 "2026-11-01 00:00:00",
             ),
-            fact("conversations", "part", "202611", november_blocks),
+            part("conversations", "202611", november_blocks, (1103, 1130)),
             fact("odd", "table", "tuple()", "2026-11-01 00:00:00"),
-            fact("odd", "part", "all", november_blocks),
+            part("odd", "all", november_blocks, (1103, 1130)),
         ]
     }
 
-    fn at(month: u32, day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, month, day, 0, 0, 0).unwrap()
+    fn november(v: &DataVersions) -> Option<u64> {
+        v.of("conversations", "event_time", at(1101), at(1201))
     }
 
     #[test]
-    fn a_month_partition_moves_only_the_ranges_over_its_month() {
-        let november =
-            |v: &DataVersions| v.of("conversations", "event_time", at(11, 3), at(11, 20));
+    fn a_partition_moves_only_the_ranges_over_its_rows() {
         let before = versions_of(database("1-10", "11-12"));
         let december_insert = versions_of(database("1-10", "11-13"));
         assert!(november(&before).is_some());
@@ -235,11 +257,21 @@ mod tests {
             november(&before),
             november(&versions_of(database("1-14", "11-12")))
         );
-        // The last day of November may sit in December's partition in the
-        // server's time zone.
-        let month_end =
-            |v: &DataVersions| v.of("conversations", "event_time", at(11, 25), at(12, 1));
-        assert_ne!(month_end(&before), month_end(&december_insert));
+        // In a server time zone behind UTC, December's partition takes rows
+        // of November's last hours (UTC): its span reaches into November.
+        let mut late_rows = database("1-10", "11-13");
+        late_rows[0] = part("conversations", "202612", "11-13", (1130, 1203));
+        assert_ne!(november(&before), november(&versions_of(late_rows)));
+        // A partition whose span the server does not know may hold any time.
+        let unknown_span = |december_blocks| {
+            let mut facts = database("1-10", december_blocks);
+            facts[0].span = "0 0".into();
+            versions_of(facts)
+        };
+        assert_ne!(
+            november(&unknown_span("11-12")),
+            november(&unknown_span("11-13"))
+        );
         // Unordered answers, same versions.
         let mut shuffled = database("1-10", "11-12");
         shuffled.reverse();
@@ -248,15 +280,13 @@ mod tests {
 
     #[test]
     fn other_partitionings_and_mutations_move_every_range() {
-        let odd = |v: &DataVersions| v.of("odd", "event_time", at(11, 3), at(11, 4));
+        let odd = |v: &DataVersions| v.of("odd", "event_time", at(1203), at(1204));
         assert_ne!(
             odd(&versions_of(database("1-10", "11-12"))),
             odd(&versions_of(database("1-14", "11-12")))
         );
         let mut mutated = database("1-10", "11-12");
         mutated.push(fact("conversations", "mutations", "", "1"));
-        let november =
-            |v: &DataVersions| v.of("conversations", "event_time", at(11, 3), at(11, 20));
         assert_ne!(
             november(&versions_of(mutated)),
             november(&versions_of(database("1-10", "11-12")))
