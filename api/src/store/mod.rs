@@ -11,9 +11,12 @@ pub mod clickhouse;
 pub mod lake;
 pub mod version;
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
 use somaflow_pipeline::events::decimal::parse_decimal;
 use somaflow_sql::{LakeSql, QueryLimits};
 
@@ -37,6 +40,60 @@ pub struct SumQuery {
     pub sums: Vec<Sum>,
     /// A further row condition.
     pub condition: Option<&'static str>,
+}
+
+const DAY_SECS: i64 = 86_400;
+
+impl SumQuery {
+    /// The query as two: its rows before the UTC day `to` falls in, and
+    /// that day's (one query when the range is within a day). Commits land
+    /// mostly in the newest day, so the older part's answer stays kept
+    /// through them and only the small newest part is computed again.
+    fn split_at_last_day(&self) -> Vec<SumQuery> {
+        let last = (self.to - chrono::Duration::microseconds(1)).timestamp();
+        let Some(day_start) = DateTime::from_timestamp(last.div_euclid(DAY_SECS) * DAY_SECS, 0)
+        else {
+            return vec![self.clone()];
+        };
+        if day_start <= self.from {
+            return vec![self.clone()];
+        }
+        let older = SumQuery {
+            to: day_start,
+            ..self.clone()
+        };
+        let newest = SumQuery {
+            from: day_start,
+            ..self.clone()
+        };
+        vec![older, newest]
+    }
+}
+
+/// The rows of queries over disjoint ranges as the rows of their union:
+/// every value is a sum, so a key's values add up.
+fn merge(parts: Vec<Vec<SumRow>>) -> Vec<SumRow> {
+    let mut merged: BTreeMap<(i64, Vec<String>), Vec<i128>> = BTreeMap::new();
+    for row in parts.into_iter().flatten() {
+        match merged.entry((row.bucket_secs, row.group)) {
+            Entry::Vacant(slot) => {
+                slot.insert(row.sums);
+            }
+            Entry::Occupied(mut slot) => {
+                for (total, value) in slot.get_mut().iter_mut().zip(row.sums) {
+                    *total += value;
+                }
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|((bucket_secs, group), sums)| SumRow {
+            bucket_secs,
+            group,
+            sums,
+        })
+        .collect()
 }
 
 /// One summed expression.
@@ -163,8 +220,22 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// The query's rows for `tenant` (`None`: every tenant).
+    /// The query's rows for `tenant` (`None`: every tenant), from kept
+    /// answers where the rows under them have not changed.
     pub async fn sums(
+        &self,
+        query: &SumQuery,
+        tenant: Option<&str>,
+    ) -> Result<Vec<SumRow>, StoreError> {
+        let parts = query.split_at_last_day();
+        if let [whole] = parts.as_slice() {
+            return self.kept_sums(whole, tenant).await;
+        }
+        let answers = try_join_all(parts.iter().map(|part| self.kept_sums(part, tenant))).await?;
+        Ok(merge(answers))
+    }
+
+    async fn kept_sums(
         &self,
         query: &SumQuery,
         tenant: Option<&str>,
@@ -231,5 +302,55 @@ fn parse_sum(text: &str, decimal: bool) -> Result<i128, StoreError> {
         parse_decimal(text).map_err(|_| bad())
     } else {
         text.parse().map_err(|_| bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+        SumQuery {
+            table: "usage_1m",
+            time_column: "window_start",
+            from,
+            to,
+            bucket_secs: Some(3_600),
+            groups: vec!["model"],
+            sums: vec![Sum::int("requests")],
+            condition: None,
+        }
+    }
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_range_is_split_before_its_last_day_only_when_it_reaches_into_an_earlier_one() {
+        let parts = query(at(3, 7), at(20, 9)).split_at_last_day();
+        let ranges: Vec<_> = parts.iter().map(|p| (p.from, p.to)).collect();
+        assert_eq!(ranges, [(at(3, 7), at(20, 0)), (at(20, 0), at(20, 9))]);
+        // Ending at midnight, the last day is the one before.
+        let parts = query(at(3, 7), at(20, 0)).split_at_last_day();
+        assert_eq!(parts[1].from, at(19, 0));
+        assert_eq!(query(at(20, 1), at(20, 9)).split_at_last_day().len(), 1);
+        assert_eq!(query(at(20, 0), at(21, 0)).split_at_last_day().len(), 1);
+    }
+
+    #[test]
+    fn merged_parts_add_up_per_bucket_and_group() {
+        let row = |bucket_secs, model: &str, n| SumRow {
+            bucket_secs,
+            group: vec![model.into()],
+            sums: vec![n, 2 * n],
+        };
+        let merged = merge(vec![
+            vec![row(0, "b", 1), row(0, "a", 2)],
+            vec![row(0, "a", 3), row(3_600, "a", 4)],
+        ]);
+        assert_eq!(merged, [row(0, "a", 5), row(0, "b", 1), row(3_600, "a", 4)]);
     }
 }
