@@ -72,6 +72,9 @@ impl LakeCommitter {
     /// Renames `files` into the lake, bracketed in the publication record.
     async fn publish(&self, epoch: u64, files: &[StagedFile]) -> Result<(), ParquetSinkError> {
         let mut guard = self.record.lock().await;
+        if files.is_empty() && guard.is_some() {
+            return Ok(());
+        }
         let record = match guard.as_mut() {
             Some(record) => record,
             None => guard.insert(
@@ -86,8 +89,8 @@ impl LakeCommitter {
             self.rename_all(epoch, files).await?;
             record.finish(&self.run);
         }
-        // Also written with nothing to publish, at recovery: a lake with a
-        // writer always has its record, which readers rely on.
+        // Also written with nothing to publish the first time (recovery): a
+        // lake with a writer always has its record, which readers rely on.
         write_record(&self.location, &self.writer(), record).await?;
         Ok(())
     }
