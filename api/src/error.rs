@@ -4,8 +4,25 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use somaflow_sql::QueryError;
+use somaflow_sql::store::StoreError;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable name (e.g. `missing_scope`, `invalid_meter`).
+    pub code: String,
+    /// What went wrong and what to do next.
+    pub message: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -61,6 +78,39 @@ impl ApiError {
             ApiError::Auth(e) => (StatusCode::FORBIDDEN, e.code()),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            return ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 5,
+            };
+        }
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::BadParam { code, message } => ApiError::BadRequest { code, message },
+            QueryError::NotConfigured { code, message } => {
+                ApiError::NotConfigured { code, message }
+            }
+            QueryError::NotFound { code, message } => ApiError::NotFound { code, message },
+            QueryError::Unavailable {
+                message,
+                retry_after_secs,
+            } => ApiError::Unavailable {
+                message,
+                retry_after_secs,
+            },
+            QueryError::Store(e) => e.into(),
+            QueryError::Internal(message) => ApiError::Internal(message),
         }
     }
 }

@@ -1,15 +1,19 @@
-//! The HTTP API (axum) and the commands of the `somaflow` binary.
+//! The HTTP face of somaflow (axum): the server and its middleware, the
+//! routes (one file per area), bearer-token auth, the OpenAPI document,
+//! ingest, and error answers. What the routes answer comes from the query
+//! side (`somaflow-sql`); this crate decides only who may ask, how a
+//! question is read from a request, and how an answer or error is written.
 
-pub mod app;
 pub mod auth;
+pub mod config;
 pub mod error;
-pub mod forecast;
 pub mod ingest;
-pub mod ledger;
-pub mod money;
 pub mod openapi;
+pub mod params;
 pub mod routes;
 pub mod server;
 pub mod state;
-pub mod store;
-pub mod usage;
+
+pub use config::ServerConfig;
+pub use server::HttpServer;
+pub use state::AppState;

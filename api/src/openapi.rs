@@ -2,23 +2,10 @@
 //! handlers' `#[utoipa::path]` annotations and the request and answer types.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
-
-/// Every error answer: `{"error": {"code", "message"}}`.
-#[derive(Debug, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable, machine-readable name (e.g. `missing_scope`, `invalid_meter`).
-    pub code: String,
-    /// What went wrong and what to do next.
-    pub message: String,
-}
 
 struct BearerAuth;
 
@@ -50,7 +37,7 @@ impl Modify for BearerAuth {
         routes::forecasts::post_scan,
         routes::kamachiq::get_summary,
         routes::budgets::get_budget,
-        routes::budget_write::put_budget,
+        routes::budgets::put_budget,
         routes::capsules::get_top,
         routes::health::health,
         routes::health::ready,

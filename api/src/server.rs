@@ -13,14 +13,15 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry_http::HeaderExtractor;
 use somaflow_pipeline::metrics::{HttpLabels, metrics};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::{Level, Span, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::config::ServerConfig;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    billing, budget_write, budgets, capsules, events, forecasts, health, kamachiq, ledgers, sql,
-    usage,
+    billing, budgets, capsules, events, forecasts, health, kamachiq, ledgers, sql, usage,
 };
 use crate::state::AppState;
 
@@ -39,7 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/billing/ledgers/export", get(ledgers::export_ledgers))
         .route(
             "/v1/budgets/{tenant}",
-            get(budgets::get_budget).put(budget_write::put_budget),
+            get(budgets::get_budget).put(budgets::put_budget),
         )
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/health", get(health::health))
@@ -65,7 +66,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         axum::http::StatusCode::NOT_FOUND,
         axum::Json(error_body(
             "not_found",
-            &format!("no route for {uri}; see the README for the API"),
+            &format!("no route for {uri}; see /openapi.json or docs/api.md for the API"),
         )),
     )
         .into_response()
@@ -158,4 +159,75 @@ pub async fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), ApiError> {
         .local_addr()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((listener, addr))
+}
+
+/// A running HTTP server: the router served on its listener until stopped.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Serves `state` on `server.listen`, or, with auth off, on the same
+    /// port on localhost only (see [`listen_address`]).
+    pub async fn start(
+        state: AppState,
+        server: &ServerConfig,
+        auth_enabled: bool,
+    ) -> Result<HttpServer, ApiError> {
+        let listen = listen_address(&server.listen, auth_enabled);
+        let (listener, addr) = bind(&listen).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(HttpServer { addr, stop, task })
+    }
+
+    /// Stops taking requests; in-flight ones finish first.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// Stops taking requests without waiting (the process is failing).
+    pub fn abort(self) {
+        let _ = self.stop.send(());
+    }
+}
+
+/// `listen`, or, with auth off, the same port on localhost: an
+/// unauthenticated API must not be reachable from other hosts.
+fn listen_address(listen: &str, auth_enabled: bool) -> String {
+    if auth_enabled {
+        return listen.to_string();
+    }
+    let requested: Option<SocketAddr> = listen.parse().ok();
+    let local = match requested {
+        Some(addr) if addr.ip().is_loopback() => addr,
+        Some(addr) => {
+            let local = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+            tracing::warn!(
+                requested = %addr, listening = %local,
+                "auth is off, so the API listens on localhost only, not on server.listen"
+            );
+            local
+        }
+        None => return listen.to_string(),
+    };
+    tracing::warn!(
+        "AUTH IS OFF: every request to http://{local} is an anonymous admin. \
+         Set `[auth] secret` (or SOMAFLOW_AUTH__SECRET, at least 32 bytes) before \
+         serving anyone but yourself; `somaflow token` then mints tokens"
+    );
+    eprintln!(
+        "warning: auth is off; the API answers anyone on {local} as admin. Set [auth] secret to turn it on."
+    );
+    local.to_string()
 }

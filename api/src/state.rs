@@ -2,21 +2,26 @@
 
 use std::sync::Arc;
 
+use somaflow_operators::accounting::PriceTable;
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::runtime::PipelineStatus;
 use somaflow_sinks::clickhouse::ClickHouseHealth;
+use somaflow_sql::budgets::Budgets;
+use somaflow_sql::store::Stores;
 use somaflow_sql::{LakeSql, QueryLimits};
 
 use crate::auth::Access;
 use crate::ingest::Ingest;
-use crate::routes::budgets::Budgets;
-use crate::store::cache::AnswerCache;
 
 #[derive(Clone)]
 pub struct AppState {
     pub ingest: Ingest,
+    /// `POST /v1/sql`'s lake session, and its limits.
     pub sql: Arc<LakeSql>,
     pub sql_limits: QueryLimits,
+    /// Where the read endpoints' sums come from (lake, ClickHouse), and
+    /// the answers kept for them.
+    pub stores: Stores,
     pub pipeline: Arc<PipelineStatus>,
     pub time_bounds: TimeBounds,
     pub body_limit: usize,
@@ -24,12 +29,8 @@ pub struct AppState {
     pub clickhouse: Option<ClickHouseHealth>,
     /// Budget reads (`GET /v1/budgets/{tenant}`) when `[redis]` has a url.
     pub budgets: Option<Budgets>,
-    /// Where `/v1/usage` reads by default, when the node writes ClickHouse.
-    pub usage_clickhouse: Option<clickhouse::Client>,
     /// The price table ledgers show unit prices from (`accounting.prices`).
-    pub prices: Option<Arc<somaflow_operators::accounting::PriceTable>>,
+    pub prices: Option<Arc<PriceTable>>,
     /// Token checks and per-token rate limits of every `/v1` route.
     pub access: Arc<Access>,
-    /// Read endpoints' answers, kept until their table changes.
-    pub answers: Arc<AnswerCache>,
 }

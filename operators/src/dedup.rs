@@ -12,11 +12,32 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::shard;
+use somaflow_pipeline::config::{ConfigError, require_positive};
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use crate::key_digest::{DigestMap, key_digest};
+
+/// `[dedup]`: how long a key is remembered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    pub ttl_secs: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { ttl_secs: 86_400 }
+    }
+}
+
+impl DedupConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        require_positive(&[("dedup.ttl_secs", self.ttl_secs)])
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {

@@ -1,5 +1,7 @@
-//! Operators of the dataflow (DESIGN §5): decode, dedup, and the platform
-//! operators enrich, policy, accounting, window, budget and dispatch.
+//! Operators of the dataflow: decode, dedup, and the platform operators
+//! enrich, policy, accounting, window, budget and dispatch, each with its
+//! config section beside it; `redis/` is the connection enrich and budget
+//! share.
 
 pub mod accounting;
 pub mod budget;
@@ -9,10 +11,10 @@ pub mod dedup;
 pub mod dispatch;
 pub mod enrich;
 pub mod policy;
-pub mod redis_link;
+pub mod redis;
 pub mod window;
 
 mod key_digest;
 
 pub use decode::Decode;
-pub use dedup::Dedup;
+pub use dedup::{Dedup, DedupConfig};

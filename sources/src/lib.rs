@@ -1,7 +1,6 @@
-//! Sources: the embedded durable log (and its pipeline source), the
-//! generator of realistic platform traffic, and Kafka plumbing.
+//! Sources: where rows enter a pipeline. `kafka/` is the Kafka connector
+//! (a cluster worker's source, and the connection other parts are handed);
+//! `local_log/` reads the embedded durable log (`somaflow_pipeline::log`).
 
-pub mod generator;
 pub mod kafka;
 pub mod local_log;
-pub mod log;

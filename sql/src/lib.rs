@@ -1,10 +1,30 @@
-//! SQL over the Parquet lake: a DataFusion session with every lake table
-//! registered (hive partitions `date` and `hour` as columns), read-only
-//! query execution, and result formats (JSON rows, CSV, aligned text).
+//! The query side: everything that answers a question about the data.
+//!
+//! * [`session`]: SQL over the Parquet lake (a DataFusion session with every
+//!   lake table registered, hive partitions `date` and `hour` as columns,
+//!   read-only and tenant-scoped execution) and [`format`]ted results.
+//! * [`store`]: grouped sums from either store (the lake or ClickHouse),
+//!   and the answers kept until the rows under them change.
+//! * [`usage`], [`ledger`], [`forecast`], [`budgets`]: usage over windows,
+//!   billing ledgers, forecasts and anomaly scans, budget status.
+//!
+//! Errors are typed ([`SqlError`], [`QueryError`], [`store::StoreError`]);
+//! the HTTP layer (`somaflow-api`) maps them to statuses. Nothing here
+//! knows HTTP.
 
-mod format;
-mod session;
+pub mod budgets;
+pub mod config;
+pub mod error;
+pub mod forecast;
+pub mod format;
+pub mod ledger;
+pub mod money;
+pub mod session;
+pub mod store;
+pub mod usage;
 
+pub use config::SqlConfig;
+pub use error::QueryError;
 pub use format::QueryResult;
 pub use session::{LakeSql, QueryLimits, SQL_TABLES, TenantScope};
 

@@ -189,7 +189,7 @@ async fn a_dropped_column_sends_that_tables_rows_to_dead_letters_and_the_rest_fl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_migrating_one_database_at_once_all_succeed() {
     let url = crate::support::clickhouse_server();
-    let config = somaflow_pipeline::config::ClickHouseConfig {
+    let config = somaflow_sinks::clickhouse::ClickHouseConfig {
         url: url.clone(),
         database: format!("test_migrate_{}", std::process::id()),
         ..Default::default()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Decimal128Type;
 use somaflow_operators::enrich::Enrich;
-use somaflow_operators::redis_link::RedisLink;
+use somaflow_operators::redis::RedisLink;
 use somaflow_pipeline::events::decimal::parse_decimal;
 use somaflow_pipeline::events::{EventKind, KindBatchBuilder, SourcePosition, parse_event};
 use somaflow_pipeline::metrics::{metrics, outcome};

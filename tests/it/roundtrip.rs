@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use somaflow_sources::generator::{Generator, GeneratorConfig, ProduceOptions, produce_http};
+use somaflow::generator::{Generator, GeneratorConfig, ProduceOptions, produce_http};
 
 use crate::support::{Somaflow, assert_lake_matches, sql_number};
 

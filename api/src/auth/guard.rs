@@ -14,9 +14,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use somaflow_pipeline::config::AuthConfig;
 
-use super::{AuthError, JwksKeys, Principal, Scope, Scopes, TokenVerifier, bearer_token};
+use super::{
+    AuthConfig, AuthError, JwksKeys, Principal, Scope, Scopes, TokenVerifier, bearer_token,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -1,15 +1,18 @@
 //! Bearer-token authentication and authorization: HS256 JWTs carrying the
-//! caller's `tenant` and `scopes` (DESIGN §7). A [`TokenVerifier`] turns an
+//! caller's `tenant` and `scopes`, checked against `[auth]`
+//! ([`AuthConfig`]). A [`TokenVerifier`] turns an
 //! `Authorization` header into a [`Principal`]; the principal answers
 //! whether it holds a scope and which tenant it may see. `somaflow token`
 //! mints tokens for local use with [`mint`].
 
 mod claims;
+mod config;
 mod guard;
 mod jwks;
 mod scopes;
 
 pub use claims::{Principal, TokenVerifier, bearer_token, mint};
+pub use config::{AuthConfig, MIN_AUTH_SECRET_BYTES};
 pub use guard::{Access, Caller};
 pub use jwks::JwksKeys;
 pub use scopes::{Scope, Scopes};

@@ -19,7 +19,7 @@ use somaflow_pipeline::events::BodyFormat;
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
-use crate::routes::events::{IngestAnswer, ingest_body};
+use crate::ingest::{IngestAnswer, ingest_body};
 use crate::state::AppState;
 
 /// The CloudEvents `source` of reported usage.
@@ -63,10 +63,10 @@ pub fn billing_event_id(tenant: &str, key: &str) -> String {
     request_body(content = [BillingReport], description = "One report or an array; idempotent on (tenant, idempotency_key)"),
     responses(
         (status = 202, description = "Stored; `event_ids` in order", body = BillingAnswer),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["events:write"])))]
 pub async fn post_billing_events(
     State(state): State<AppState>,

@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use somaflow_sql::money::usd;
+use somaflow_sql::store::{Sum, SumQuery};
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
-use crate::money::usd;
+use crate::params::parse_range;
 use crate::state::AppState;
-use crate::store::{Store, Sum, SumQuery};
 
-const DEFAULT_DAYS: i64 = 30;
 const MAX_LIMIT: usize = 1_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -32,44 +31,12 @@ pub struct TopParams {
     pub source: Option<String>,
 }
 
-/// `[from, to)` from RFC 3339 bounds; default the last 30 days.
-pub fn parse_range(
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let parse = |name: &str, text: &str| {
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                ApiError::bad_request(
-                    "invalid_range",
-                    format!("{name}={text:?} is not RFC 3339 ({e})"),
-                )
-            })
-    };
-    let to = match to {
-        Some(t) => parse("to", t)?,
-        None => Utc::now(),
-    };
-    let from = match from {
-        Some(f) => parse("from", f)?,
-        None => to - Duration::days(DEFAULT_DAYS),
-    };
-    if from >= to {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "from must be before to",
-        ));
-    }
-    Ok((from, to))
-}
-
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/capsules/top", tag = "marketplace",
     params(("tenant" = String, Path, description = "A tenant id, or `*` (admin) for every tenant"), TopParams),
-    responses((status = 200, description = "`{capsules: [{capsule_id, runs, cost_usd, revenue_usd}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "`{capsules: [{capsule_id, runs, cost_usd, revenue_usd}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["usage:read"])))]
 pub async fn get_top(
     State(state): State<AppState>,
@@ -96,7 +63,7 @@ pub async fn get_top(
     }
     let limit = p.limit.unwrap_or(10).clamp(1, MAX_LIMIT);
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let store = Store::pick(&state, p.source.as_deref())?;
+    let store = state.stores.pick(p.source.as_deref())?;
     let runs = SumQuery {
         table: "capsule_executions",
         time_column: "event_time",

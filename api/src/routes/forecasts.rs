@@ -1,5 +1,5 @@
 //! `GET /v1/forecasts?tenant=&meter=&horizon=` and `POST
-//! /v1/anomalies/scan`: the models of [`crate::forecast`] on a tenant's
+//! /v1/anomalies/scan`: the models of [`somaflow_sql::forecast`] on a tenant's
 //! hourly usage (`usage_1m`, from either store).
 
 use std::collections::BTreeMap;
@@ -10,14 +10,14 @@ use axum::extract::{Query, State};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use somaflow_sql::forecast::{self, COUNT_MIN_SIGMA, MIN_CHANGE_PERCENT};
+use somaflow_sql::store::SumRow;
+use somaflow_sql::usage::plan::hourly_by_tenant;
+use somaflow_sql::usage::request::Meter;
 
 use crate::auth::{AuthError, Caller, Scope};
 use crate::error::ApiError;
-use crate::forecast::{self, COUNT_MIN_SIGMA, MIN_CHANGE_PERCENT};
 use crate::state::AppState;
-use crate::store::{Store, SumRow};
-use crate::usage::plan::hourly_by_tenant;
-use crate::usage::request::Meter;
 
 /// History a forecast or scan is fitted on (the backtest needs two weeks
 /// for the weekly models; four give the weekly median three to choose from).
@@ -126,10 +126,10 @@ fn series_by_tenant(
 
 #[utoipa::path(get, path = "/v1/forecasts", tag = "forecasts",
     params(ForecastParams),
-    responses((status = 200, description = "`{model, backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "`{model, backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["usage:read"])))]
 pub async fn get_forecast(
     State(state): State<AppState>,
@@ -148,7 +148,7 @@ pub async fn get_forecast(
         None => this_hour(),
     };
     let from = origin - Duration::days(HISTORY_DAYS);
-    let store = Store::pick(&state, p.source.as_deref())?;
+    let store = state.stores.pick(p.source.as_deref())?;
     let rows = store
         .sums(&hourly_by_tenant(meter, from, origin), Some(&tenant))
         .await?;
@@ -199,10 +199,10 @@ pub struct ScanRequest {
 
 #[utoipa::path(post, path = "/v1/anomalies/scan", tag = "forecasts",
     request_body = ScanRequest,
-    responses((status = 200, description = "`{anomalies: [{tenant, meter, window_start, window_end, observed, expected, score, direction}], series_scanned}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "`{anomalies: [{tenant, meter, window_start, window_end, observed, expected, score, direction}], series_scanned}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["usage:read"])))]
 pub async fn post_scan(
     State(state): State<AppState>,
@@ -261,7 +261,7 @@ pub async fn post_scan(
             list
         }
     };
-    let store = Store::pick(&state, req.source.as_deref())?;
+    let store = state.stores.pick(req.source.as_deref())?;
     let history_from = from - Duration::days(HISTORY_DAYS);
     let history_hours = (HISTORY_DAYS * 24) as usize;
     let total = history_hours + scan_hours as usize;

@@ -17,12 +17,13 @@ use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use somaflow_sql::money::usd;
+use somaflow_sql::store::{Sum, SumQuery, SumRow};
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
-use crate::money::usd;
+use crate::params::parse_range;
 use crate::state::AppState;
-use crate::store::{Store, Sum, SumQuery, SumRow};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -134,10 +135,10 @@ fn nearest_rank(sorted: &[i64], p: f64) -> Option<i64> {
 
 #[utoipa::path(get, path = "/v1/kamachiq/summary", tag = "kamachiq",
     params(SummaryParams),
-    responses((status = 200, description = "`{runs, succeeded_runs, success_rate, duration_ms_p50, duration_ms_p95, steps_per_run, retries, auto_approval_rate, spend_usd, spend_per_run_usd}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "`{runs, succeeded_runs, success_rate, duration_ms_p50, duration_ms_p95, steps_per_run, retries, auto_approval_rate, spend_usd, spend_per_run_usd}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["usage:read"])))]
 pub async fn get_summary(
     State(state): State<AppState>,
@@ -149,8 +150,8 @@ pub async fn get_summary(
     let tenant = caller
         .tenant(p.tenant.as_deref())?
         .ok_or_else(|| ApiError::bad_request("tenant_required", "name the tenant: tenant=<id>"))?;
-    let range = crate::routes::capsules::parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let store = Store::pick(&state, p.source.as_deref())?;
+    let range = parse_range(p.from.as_deref(), p.to.as_deref())?;
+    let store = state.stores.pick(p.source.as_deref())?;
     let (step_query, spend_query) = (steps(range.0, range.1), spend(range.0, range.1));
     let (rows, spent) = tokio::try_join!(
         store.sums(&step_query, Some(&tenant)),

@@ -1,5 +1,5 @@
 //! `GET /v1/billing/ledgers?tenant=&period=YYYY-MM`: a tenant's ledger
-//! (see [`crate::ledger`]), and `GET /v1/billing/ledgers/export?period=
+//! (see [`somaflow_sql::ledger`]), and `GET /v1/billing/ledgers/export?period=
 //! &format=csv|parquet`: every visible tenant's lines as a file.
 
 use std::sync::Arc;
@@ -15,14 +15,14 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use serde::Deserialize;
 use somaflow_operators::accounting::PriceTable;
+use somaflow_sql::ledger::build::{LedgerSums, build_all, empty};
+use somaflow_sql::ledger::{Ledger, LedgerLine, queries};
+use somaflow_sql::store::{Store, SumQuery};
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
-use crate::ledger::build::{LedgerSums, build_all, empty};
-use crate::ledger::{Ledger, LedgerLine, queries};
-use crate::routes::budgets::parse_month;
+use crate::params::parse_month;
 use crate::state::AppState;
-use crate::store::{Store, SumQuery};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -97,10 +97,10 @@ async fn ledgers(
 
 #[utoipa::path(get, path = "/v1/billing/ledgers", tag = "billing",
     params(LedgerParams),
-    responses((status = 200, description = "The tenant's ledger for the period", body = crate::ledger::Ledger), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "The tenant's ledger for the period", body = somaflow_sql::ledger::Ledger), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["billing:read"])))]
 pub async fn get_ledger(
     State(state): State<AppState>,
@@ -114,7 +114,7 @@ pub async fn get_ledger(
         .ok_or_else(|| ApiError::bad_request("tenant_required", "name the tenant: tenant=<id>"))?;
     let (period, from, to) = month_range(p.period.as_deref())?;
     let prices = prices(&state)?;
-    let store = Store::pick(&state, p.source.as_deref())?;
+    let store = state.stores.pick(p.source.as_deref())?;
     let mut all = ledgers(&store, &prices, &period, from, to, Some(&tenant)).await?;
     let ledger = all
         .remove(&tenant)
@@ -126,10 +126,10 @@ pub async fn get_ledger(
 
 #[utoipa::path(get, path = "/v1/billing/ledgers/export", tag = "billing",
     params(LedgerParams),
-    responses((status = 200, description = "Every visible tenant's ledger lines as CSV or Parquet (money as Decimal(38, 9)) by format=", content_type = "text/csv"), (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+    responses((status = 200, description = "Every visible tenant's ledger lines as CSV or Parquet (money as Decimal(38, 9)) by format=", content_type = "text/csv"), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["billing:admin"])))]
 pub async fn export_ledgers(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub async fn export_ledgers(
     let tenant = caller.tenant(p.tenant.as_deref())?;
     let (period, from, to) = month_range(p.period.as_deref())?;
     let prices = prices(&state)?;
-    let store = Store::pick(&state, p.source.as_deref())?;
+    let store = state.stores.pick(p.source.as_deref())?;
     let all = ledgers(&store, &prices, &period, from, to, tenant.as_deref()).await?;
     let lines: Vec<&LedgerLine> = all.values().flat_map(|l| &l.lines).collect();
     let name = format!("ledger-{period}");

@@ -1,7 +1,6 @@
 //! HTTP routes, one file per area.
 
 pub mod billing;
-pub mod budget_write;
 pub mod budgets;
 pub mod capsules;
 pub mod events;

@@ -9,7 +9,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-
 use somaflow_sql::TenantScope;
 
 use crate::auth::{Caller, Scope};
@@ -25,10 +24,10 @@ pub struct SqlRequest {
     request_body = SqlRequest,
     responses(
         (status = 200, description = "`{columns, rows}`; CSV with `Accept: text/csv`. A tenant token reads views of its own rows only", body = Object),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["sql:read"])))]
 pub async fn post_sql(
     State(state): State<AppState>,

@@ -1,4 +1,4 @@
-//! `GET /v1/usage`: see [`crate::usage`]. JSON rows `{window_start,
+//! `GET /v1/usage`: see [`somaflow_sql::usage`]. JSON rows `{window_start,
 //! window_end, group, value}`, or CSV with `Accept: text/csv`. `value` is
 //! a number for counts and an exact decimal string for `cost_usd`.
 
@@ -8,25 +8,24 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use somaflow_sql::money::usd;
+use somaflow_sql::store::cache::Rendered;
+use somaflow_sql::usage::plan::UsagePlan;
+use somaflow_sql::usage::request::{UsageParams, UsageQuery};
+use somaflow_sql::usage::windows::{WindowSum, fold};
 
 use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
-use crate::money::usd;
 use crate::state::AppState;
-use crate::store::Store;
-use crate::store::cache::Rendered;
-use crate::usage::plan::UsagePlan;
-use crate::usage::request::{UsageParams, UsageQuery};
-use crate::usage::windows::{WindowSum, fold};
 
 #[utoipa::path(get, path = "/v1/usage", tag = "usage",
     params(UsageParams),
     responses(
         (status = 200, description = "`{meter, from, to, window, tz, group_by, tenant, source, rows: [{window_start, window_end, group, value}]}`; CSV with `Accept: text/csv`", body = Object),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::openapi::ErrorBody)),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
+        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = ["usage:read"])))]
 pub async fn get_usage(
     State(state): State<AppState>,
@@ -40,7 +39,7 @@ pub async fn get_usage(
     let tenant = caller.tenant(params.tenant.as_deref())?;
     let query = UsageQuery::parse(&params)?;
     let plan = UsagePlan::for_query(&query)?;
-    let store = Store::pick(&state, params.source.as_deref())?;
+    let store = state.stores.pick(params.source.as_deref())?;
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

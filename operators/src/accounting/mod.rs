@@ -3,8 +3,10 @@
 //! the cached rate and never also at the full rate; reasoning tokens at the
 //! output rate unless the table names a reasoning rate.
 
+mod config;
 mod operator;
 mod prices;
 
+pub use config::AccountingConfig;
 pub use operator::{TokenAccounting, billed_cost};
 pub use prices::{Price, PriceError, PriceTable, TokenUsage};

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use redis::Script;
 
-use crate::redis_link::{RedisLink, RedisLinkError};
+use crate::redis::{RedisLink, RedisLinkError};
 
 /// One shard's cumulative spend of a tenant in a month.
 #[derive(Debug, Clone, PartialEq, Eq)]

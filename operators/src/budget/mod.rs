@@ -11,6 +11,7 @@
 //! When the ledger does not answer (Redis down) events keep flowing; spend
 //! stays in the shard state and is pushed when it answers again.
 
+mod config;
 mod ledger;
 mod month;
 mod view;
@@ -31,6 +32,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Water
 
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, decimal_array};
+pub use config::BudgetConfig;
 pub use ledger::{
     Crossing, LedgerError, LedgerState, LocalLedger, RedisLedger, SpendLedger, SpendUpdate,
     ledger_key,

@@ -11,6 +11,7 @@
 //! name must neither fail the pipeline nor create a topic. Events pass
 //! through on `out`.
 
+mod config;
 mod queue;
 mod refusals;
 
@@ -26,6 +27,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use crate::budget::{BudgetView, MonthOf};
 use crate::columns::{Columns, opt_str};
+pub use config::DispatchConfig;
 pub use queue::{AgentQueue, DispatchError, KafkaAgentQueue, StepMessage};
 use refusals::Refusals;
 

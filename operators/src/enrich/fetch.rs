@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::redis_link::{RedisLink, RedisLinkError};
+use crate::redis::{RedisLink, RedisLinkError};
 
 /// The hashes of `keys`, in order; a key that does not exist answers an
 /// empty hash.

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::cache::{Cache, Cached, Value};
 use super::fetch::hgetall_many;
 use super::meta::{CapsuleMeta, Metadata, TenantMeta, parse};
-use crate::redis_link::{RedisLink, RedisLinkError};
+use crate::redis::{RedisLink, RedisLinkError};
 
 /// At most one "Redis unavailable" warning per this interval.
 const UNAVAILABLE_WARN_EVERY: Duration = Duration::from_secs(10);

@@ -45,6 +45,7 @@
 
 mod cache;
 mod columns;
+mod config;
 mod fetch;
 mod lookup;
 mod meta;
@@ -58,8 +59,9 @@ use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 use tracing::Instrument;
 
-use crate::redis_link::{RedisLink, RedisLinkError};
+use crate::redis::{RedisLink, RedisLinkError};
 use columns::{gather_decimals, gather_strings, index_rows, replace_columns};
+pub use config::EnrichConfig;
 pub use lookup::Hashes;
 use lookup::Lookup;
 pub use meta::TenantMeta;

@@ -5,6 +5,7 @@
 //! raises the row's `policy_verdict`; a `redact` rule also masks PII in the
 //! row's `message`. Stateless: nothing to checkpoint.
 
+mod config;
 mod output;
 mod pii;
 mod rules;
@@ -23,6 +24,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use somaflow_pipeline::metrics::{PolicyLabels, metrics, node};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
+pub use config::PolicyConfig;
 use output::Fired;
 pub use pii::{contains_pii, redact_pii};
 pub use rules::{Decision, PolicyError, PolicyRules, Rule, TableRules};

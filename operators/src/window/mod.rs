@@ -11,6 +11,7 @@
 //! checkpoint is recomputed on replay, never counted twice, because sinks
 //! publish only checkpointed output.
 
+mod config;
 mod state;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Water
 
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, opt_str};
+pub use config::WindowConfig;
 pub use state::{GroupKey, ShardWindows, Usage, UsageRows, WindowError};
 
 /// The output usage rows go to.

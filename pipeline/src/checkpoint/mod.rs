@@ -1,4 +1,4 @@
-//! Checkpoints (DESIGN §4): manifests, their store, restore plans, and the
+//! Checkpoints (docs/architecture.md, "The checkpoint protocol"): manifests, their store, restore plans, and the
 //! coordinator that drives barriers through the graph and commits completed
 //! epochs.
 
@@ -12,4 +12,4 @@ pub use coordinator::{Ack, Coordinator, SourceControl};
 pub use manifest::{Manifest, NodeCheckpoint, Positions, parse_shard, shard};
 pub use members::MemberLease;
 pub use restore::RestorePlan;
-pub use store::{CheckpointError, CheckpointStore};
+pub use store::{CheckpointError, CheckpointStore, is_valid_worker_id};

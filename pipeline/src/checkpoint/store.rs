@@ -39,6 +39,15 @@ pub struct CheckpointStore {
     worker: String,
 }
 
+/// Letters, digits, `-`, `_` or `.`: a worker id names a folder in the
+/// shared checkpoint store (and the worker's staging folder in the lake).
+pub fn is_valid_worker_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 impl CheckpointStore {
     /// The store of a single embedded node.
     pub fn open(location: &str) -> Result<Self, CheckpointError> {
@@ -51,7 +60,7 @@ impl CheckpointStore {
 
     /// One worker's view of a store shared by a cluster.
     pub fn open_worker(location: &str, worker: &str) -> Result<Self, CheckpointError> {
-        if !crate::config::is_valid_worker_id(worker) {
+        if !is_valid_worker_id(worker) {
             return Err(CheckpointError::BadWorkerId(worker.to_string()));
         }
         Ok(Self {

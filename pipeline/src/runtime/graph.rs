@@ -4,29 +4,47 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::config::{Config, ConfigError, NodeConfig};
+use crate::config::{ConfigError, EngineConfig, NodeConfig};
 
 use super::traits::{Node, NodeError, OUT};
 
-type Factory = Box<dyn Fn(&NodeConfig, &Config) -> Result<Node, NodeError> + Send + Sync>;
+type Factory<C> = Box<dyn Fn(&NodeConfig, &C) -> Result<Node, NodeError> + Send + Sync>;
 
-/// Node types by name (`local_log`, `decode`, `parquet`, …).
-#[derive(Default)]
-pub struct Registry {
-    factories: BTreeMap<String, Factory>,
+/// Node types by name (`local_log`, `decode`, `parquet`, …), each with the
+/// one function that builds it from its spec and the node's config `C`.
+pub struct Registry<C> {
+    factories: BTreeMap<String, Factory<C>>,
 }
 
-impl Registry {
+impl<C> Default for Registry<C> {
+    fn default() -> Self {
+        Self {
+            factories: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C> Registry<C> {
     pub fn register(
         &mut self,
         kind: &str,
-        factory: impl Fn(&NodeConfig, &Config) -> Result<Node, NodeError> + Send + Sync + 'static,
+        factory: impl Fn(&NodeConfig, &C) -> Result<Node, NodeError> + Send + Sync + 'static,
     ) {
         self.factories.insert(kind.to_string(), Box::new(factory));
     }
 
     pub fn kinds(&self) -> impl Iterator<Item = &str> {
         self.factories.keys().map(String::as_str)
+    }
+
+    /// Builds one node of `spec.kind` (what the planner does for each node
+    /// of a graph; benchmarks use it to get the same nodes without one).
+    pub fn build(&self, spec: &NodeConfig, config: &C) -> Result<Node, NodeError> {
+        let factory = self
+            .factories
+            .get(&spec.kind)
+            .ok_or_else(|| format!("unknown node type `{}`", spec.kind))?;
+        factory(spec, config)
     }
 }
 
@@ -46,7 +64,10 @@ fn outputs_of(node: &Node) -> &'static [&'static str] {
 }
 
 /// Builds every node and orders them so each comes after its inputs.
-pub fn plan(config: &Config, registry: &Registry) -> Result<Vec<PlannedNode>, ConfigError> {
+pub fn plan<C: EngineConfig>(
+    config: &C,
+    registry: &Registry<C>,
+) -> Result<Vec<PlannedNode>, ConfigError> {
     let specs = config.nodes();
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut built = Vec::with_capacity(specs.len());
@@ -187,6 +208,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::config::{CheckpointConfig, PipelineConfig};
     use crate::runtime::{Batch, Committer, Emitter, Operator, Sink, Source, SourcePoll};
 
     struct Reader;
@@ -229,7 +251,25 @@ mod tests {
         }
     }
 
-    fn registry() -> Registry {
+    /// A config that is only a graph.
+    struct Graph(Vec<NodeConfig>, PipelineConfig, CheckpointConfig);
+
+    impl EngineConfig for Graph {
+        fn nodes(&self) -> Vec<NodeConfig> {
+            self.0.clone()
+        }
+        fn pipeline(&self) -> &PipelineConfig {
+            &self.1
+        }
+        fn checkpoint(&self) -> &CheckpointConfig {
+            &self.2
+        }
+        fn checkpoint_store(&self) -> String {
+            String::new()
+        }
+    }
+
+    fn registry() -> Registry<Graph> {
         let mut r = Registry::default();
         r.register("reader", |_, _| Ok(Node::Source(Box::new(Reader))));
         r.register("splitter", |_, _| Ok(Node::Operator(Box::new(Splitter))));
@@ -237,17 +277,16 @@ mod tests {
         r
     }
 
-    fn config(nodes: &[(&str, &str, &[&str])]) -> Config {
-        let mut c = Config::default();
-        c.pipeline.nodes = nodes
+    fn config(nodes: &[(&str, &str, &[&str])]) -> Graph {
+        let nodes = nodes
             .iter()
-            .map(|(id, kind, inputs)| NodeConfig {
-                id: id.to_string(),
-                kind: kind.to_string(),
-                inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            })
+            .map(|(id, kind, inputs)| NodeConfig::new(id, kind, inputs))
             .collect();
-        c
+        Graph(
+            nodes,
+            PipelineConfig::default(),
+            CheckpointConfig::default(),
+        )
     }
 
     fn error(nodes: &[(&str, &str, &[&str])]) -> String {

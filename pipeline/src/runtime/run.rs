@@ -19,7 +19,7 @@ use super::status::PipelineStatus;
 use super::tasks::{Outputs, run_operator, run_sink, run_source};
 use super::traits::{Committer, Node};
 use crate::checkpoint::{CheckpointStore, Coordinator, NodeCheckpoint, RestorePlan};
-use crate::config::Config;
+use crate::config::EngineConfig;
 
 /// A running pipeline.
 pub struct RunningPipeline {
@@ -76,7 +76,10 @@ fn node_err(id: &str) -> impl Fn(super::traits::NodeError) -> PipelineError + '_
 }
 
 /// Starts a single node's pipeline from its own newest checkpoint.
-pub async fn start(config: &Config, registry: &Registry) -> Result<RunningPipeline, PipelineError> {
+pub async fn start<C: EngineConfig>(
+    config: &C,
+    registry: &Registry<C>,
+) -> Result<RunningPipeline, PipelineError> {
     let store = CheckpointStore::open(&config.checkpoint_store())?;
     let plan = RestorePlan::load(&store, None).await?;
     start_with(config, registry, store, plan, Arc::default()).await
@@ -84,9 +87,9 @@ pub async fn start(config: &Config, registry: &Registry) -> Result<RunningPipeli
 
 /// Starts a pipeline that restores what `plan` says: a cluster worker's
 /// instance for its current partitions. `status` may outlive the instance.
-pub async fn start_with(
-    config: &Config,
-    registry: &Registry,
+pub async fn start_with<C: EngineConfig>(
+    config: &C,
+    registry: &Registry<C>,
     store: CheckpointStore,
     plan: RestorePlan,
     status: Arc<PipelineStatus>,
@@ -136,7 +139,7 @@ pub async fn start_with(
     let mut receivers: Vec<Vec<RowReceiver>> = (0..n).map(|_| Vec::new()).collect();
     for (d, p) in planned.iter().enumerate() {
         for (u, output) in &p.inputs {
-            let (tx, rx) = row_channel(config.pipeline.channel_rows);
+            let (tx, rx) = row_channel(config.pipeline().channel_rows);
             senders[*u].entry(output).or_default().push(tx);
             receivers[d].push(rx);
         }
@@ -188,8 +191,8 @@ pub async fn start_with(
         committers,
         acks: ack_rx,
         epoch: plan.epoch,
-        interval: Duration::from_millis(config.checkpoint.interval_ms),
-        keep: config.checkpoint.keep,
+        interval: Duration::from_millis(config.checkpoint().interval_ms),
+        keep: config.checkpoint().keep,
         status: status.clone(),
         latency,
         carried: plan.carried,

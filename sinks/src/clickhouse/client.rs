@@ -1,7 +1,7 @@
 //! The HTTP client somaflow talks to ClickHouse with, and the server's
 //! version (which picks the DDL variant and the insert settings).
 
-use somaflow_pipeline::config::ClickHouseConfig;
+use super::config::ClickHouseConfig;
 
 use super::ClickHouseError;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use somaflow_pipeline::config::ClickHouseConfig;
+use super::config::ClickHouseConfig;
 use somaflow_pipeline::metrics::metrics;
 use tracing::{info, warn};
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::config::ClickHouseConfig;
 use datafusion::arrow::datatypes::DataType;
-use somaflow_pipeline::config::ClickHouseConfig;
 
 use super::ClickHouseError;
 use super::client::client_error;

@@ -3,7 +3,7 @@
 //! 18.16 (the base folder) and may have one for current releases
 //! (`current/`), picked by `SELECT version()`.
 
-use somaflow_pipeline::config::ClickHouseConfig;
+use super::config::ClickHouseConfig;
 use tracing::info;
 
 use super::ClickHouseError;

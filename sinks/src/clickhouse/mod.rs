@@ -1,4 +1,5 @@
-//! The ClickHouse sink (DESIGN §6): one writer per table, batched RowBinary
+//! The ClickHouse connector: its `[clickhouse]` section, client, errors,
+//! health probe, migrations, and the sink: one writer per table, batched RowBinary
 //! inserts through the `clickhouse` crate, transient failures retried
 //! forever with backoff while backpressure slows the source, permanent
 //! refusals sent to the `dead_letters` table with the server's message.
@@ -11,6 +12,7 @@
 //! replayed copies collapse and dedup-aware reads (`FINAL`) are exact.
 
 mod client;
+mod config;
 mod encode;
 mod error;
 mod health;
@@ -21,6 +23,7 @@ mod staged;
 mod writer;
 
 pub use client::{ServerVersion, connect, server_version};
+pub use config::{ClickHouseConfig, is_identifier};
 pub use encode::{EncodedBlock, encode};
 pub use error::ClickHouseError;
 pub use health::ClickHouseHealth;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::config::ClickHouseConfig;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use somaflow_pipeline::config::ClickHouseConfig;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::{BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE};
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::config::ClickHouseConfig;
 use bytes::Bytes;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -16,7 +17,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::json::LineDelimitedWriter;
 use rand::Rng;
-use somaflow_pipeline::config::ClickHouseConfig;
 use somaflow_pipeline::events::schema::dead_letter_schema;
 use somaflow_pipeline::metrics::{metrics, node_table};
 use tokio::sync::{Semaphore, mpsc, oneshot};

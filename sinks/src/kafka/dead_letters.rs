@@ -15,16 +15,12 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use somaflow_pipeline::config::KafkaConfig;
 use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};
-use somaflow_sources::kafka::{KafkaError, idempotent_producer};
 use tracing::debug;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterSinkError {
-    #[error(transparent)]
-    Client(#[from] KafkaError),
     #[error(
         "`{node}` takes only dead letters, got rows of `{table}`; wire it to a `.dead_letters` output"
     )]
@@ -43,13 +39,16 @@ pub struct DeadLetterTopicSink {
 }
 
 impl DeadLetterTopicSink {
-    pub fn new(node: &str, kafka: &KafkaConfig) -> Result<Self, DeadLetterSinkError> {
-        Ok(Self {
+    /// Sends to `topic` through `producer`, which must be idempotent with
+    /// `acks=all` (the Kafka connector's `idempotent_producer`): a
+    /// checkpoint counts a dead letter once the broker holds it.
+    pub fn new(node: &str, producer: FutureProducer, topic: String) -> Self {
+        Self {
             node: node.to_string(),
-            topic: kafka.dead_letter_topic(),
-            producer: idempotent_producer(kafka)?,
+            topic,
+            producer,
             in_flight: Vec::new(),
-        })
+        }
     }
 }
 

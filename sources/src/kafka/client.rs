@@ -3,27 +3,9 @@
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfig;
 use rdkafka::producer::FutureProducer;
-use somaflow_pipeline::config::KafkaConfig;
 
-#[derive(Debug, thiserror::Error)]
-pub enum KafkaError {
-    #[error("Kafka client for {brokers}: {source}")]
-    Client {
-        brokers: String,
-        source: rdkafka::error::KafkaError,
-    },
-    #[error("creating topic {topic}: {reason}")]
-    CreateTopic { topic: String, reason: String },
-    #[error(
-        "Kafka brokers {brokers} did not answer: {source}; is the broker running? (scripts/services.sh start kafka)"
-    )]
-    Unreachable {
-        brokers: String,
-        source: rdkafka::error::KafkaError,
-    },
-    #[error("starting a Kafka thread: {0}")]
-    Thread(String),
-}
+use super::config::KafkaConfig;
+use super::error::KafkaError;
 
 /// Base settings: brokers plus any `kafka.client` pass-through keys.
 pub fn client_config(config: &KafkaConfig) -> ClientConfig {

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::config::{ClusterConfig, ClusterMode, KafkaConfig};
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
@@ -31,13 +32,13 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use somaflow_pipeline::checkpoint::{Positions, parse_shard, shard};
-use somaflow_pipeline::config::{ClusterConfig, ClusterMode, KafkaConfig};
 use somaflow_pipeline::events::schema::raw_schema;
 use somaflow_pipeline::metrics::{PartitionLabels, metrics};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::client::{KafkaError, client_config};
+use super::client::client_config;
+use super::error::KafkaError;
 use super::order::{Gap, in_order};
 use super::topics::partitions_of;
 

@@ -1,20 +1,28 @@
-//! Kafka: client settings from config, topic administration, the consumer
-//! thread with its rebalance hand-off, the pipeline source, and the broker
-//! health probe.
+//! The Kafka connector: its sections (`[kafka]`, `[cluster]`), client
+//! settings, errors, the broker health probe, topic administration, and the
+//! source: the consumer thread with its rebalance hand-off, and the
+//! pipeline source reading what it delivers.
+//!
+//! Sinks and operators that write to Kafka (dead letters, dispatch) and
+//! the HTTP ingest of a cluster worker are handed a producer built here
+//! ([`idempotent_producer`]) by the node assembly, so they do not import
+//! this crate.
 
 mod client;
+mod config;
+mod error;
 mod feed;
+mod health;
 mod order;
-mod probe;
 mod source;
 mod topics;
 
-pub use client::{
-    KafkaError, client_config, create_client, idempotent_config, idempotent_producer,
-};
+pub use client::{client_config, create_client, idempotent_config, idempotent_producer};
+pub use config::{ClusterConfig, ClusterMode, KafkaConfig};
+pub use error::KafkaError;
 pub use feed::{
     FeedConsumer, FeedEvent, Generation, KafkaFeed, PartitionBatch, SESSION_TIMEOUT_MS,
 };
-pub use probe::BrokerHealth;
+pub use health::BrokerHealth;
 pub use source::{KafkaSource, OffsetCommitter};
 pub use topics::{TopicOutcome, create_topics, missing_topics, partitions_of};

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use super::config::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
-use somaflow_pipeline::config::KafkaConfig;
 
-use super::client::{KafkaError, create_client};
+use super::client::create_client;
+use super::error::KafkaError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicOutcome {

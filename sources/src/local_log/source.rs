@@ -15,7 +15,7 @@ use somaflow_pipeline::metrics::metrics;
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Source, SourcePoll};
 use tracing::debug;
 
-use crate::log::{DurableLog, LogReader, LogRecord};
+use somaflow_pipeline::log::{DurableLog, LogReader, LogRecord};
 
 /// `source_topic` of rows read from the embedded log.
 pub const LOG_TOPIC: &str = "log";

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use somaflow_sources::generator::GeneratorStats;
+use somaflow::generator::GeneratorStats;
 
 use super::{EVENT_TABLES, free_port, services, wait_for};
 

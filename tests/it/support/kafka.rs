@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use somaflow_sources::generator::ProduceReport;
+use somaflow::generator::ProduceReport;
 
 use super::{BIN, ClickHouseDb, Somaflow, clickhouse_server, free_port, services};
 

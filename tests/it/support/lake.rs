@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use somaflow_sources::generator::GeneratorStats;
+use somaflow::generator::GeneratorStats;
 
 use super::{Somaflow, sql_number};
 

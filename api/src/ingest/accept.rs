@@ -1,0 +1,115 @@
+//! Accepting a request's events: split the body, validate each event,
+//! refuse another tenant's events for a tenant's token, store them all
+//! (the refused ones too, as dead letters to be) and answer with the
+//! refused indices. `POST /v1/events` and `POST /v1/billing/events` both
+//! end here.
+
+use axum::Json;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::Serialize;
+use somaflow_pipeline::events::{BodyFormat, parse_event, split_body};
+use somaflow_pipeline::metrics::metrics;
+
+use super::store::{Checked, IngestError};
+use crate::auth::AuthError;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Rejection {
+    pub index: usize,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Validates and stores the events of `body`; a tenant's token
+/// (`own_tenant`) may only write its own tenant's events.
+pub async fn ingest_body(
+    state: &AppState,
+    own_tenant: Option<&str>,
+    format: BodyFormat,
+    body: &Bytes,
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
+    let records = split_body(format, body)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    if records.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body holds no events",
+        ));
+    }
+
+    let ingest_time_us = chrono::Utc::now().timestamp_micros();
+    let mut rejected = Vec::new();
+    let mut checked = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let verdict = match parse_event(record, ingest_time_us, &state.time_bounds) {
+            Ok(event) => Ok((event.kind, event.tenant_id.into_owned())),
+            Err(e) => {
+                let error = e.to_string();
+                rejected.push(Rejection {
+                    index,
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        };
+        checked.push(Checked {
+            raw: share(body, record),
+            verdict,
+        });
+    }
+    // A tenant's token writes only its own tenant's events. The whole
+    // request is refused, nothing stored: a dead letter would land the
+    // bytes in the other tenant's rows.
+    if let Some(own) = own_tenant
+        && let Some(other) = checked.iter().find_map(|c| match &c.verdict {
+            Ok((_, tenant)) if tenant.as_str() != own => Some(tenant.clone()),
+            _ => None,
+        })
+    {
+        return Err(ApiError::Auth(AuthError::OtherTenant {
+            token: own.to_string(),
+            requested: other,
+        }));
+    }
+    let accepted = records.len() - rejected.len();
+    state
+        .ingest
+        .store(ingest_time_us, checked)
+        .await
+        .map_err(|e| match e {
+            IngestError::Refused(m) => ApiError::bad_request("event_too_large", m),
+            IngestError::Unavailable(message) => ApiError::Unavailable {
+                message,
+                retry_after_secs: 1,
+            },
+        })?;
+    let m = metrics();
+    m.ingest_accepted.inc_by(accepted as u64);
+    m.ingest_rejected.inc_by(rejected.len() as u64);
+    let status = if accepted > 0 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok((status, Json(IngestAnswer { accepted, rejected })))
+}
+
+/// The record as a view into the body when it lies inside it (it always
+/// does: the splitter only borrows), a copy otherwise.
+fn share(body: &Bytes, record: &[u8]) -> Bytes {
+    let start = body.as_ptr() as usize;
+    let at = record.as_ptr() as usize;
+    if at >= start && at + record.len() <= start + body.len() {
+        body.slice_ref(record)
+    } else {
+        Bytes::copy_from_slice(record)
+    }
+}

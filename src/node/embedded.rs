@@ -1,0 +1,101 @@
+//! An embedded somaflow node: durable log, pipeline and HTTP server in one
+//! process, started and stopped in the right order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use somaflow_api::HttpServer;
+use somaflow_api::ingest::Ingest;
+use somaflow_pipeline::log::DurableLog;
+use somaflow_pipeline::runtime::{PipelineStatus, RunningPipeline, start};
+use tracing::info;
+
+use super::http::start_http;
+use super::registry::registry;
+use crate::config::Config;
+
+pub struct EmbeddedNode {
+    pub addr: SocketAddr,
+    pub log: DurableLog,
+    pub status: Arc<PipelineStatus>,
+    pipeline: RunningPipeline,
+    server: HttpServer,
+}
+
+impl EmbeddedNode {
+    pub async fn start(config: &Config) -> anyhow::Result<EmbeddedNode> {
+        let log_dir = config.log_dir();
+        let log = DurableLog::open(&log_dir, config.log.segment_bytes)
+            .with_context(|| format!("opening the embedded log in {}", log_dir.display()))?;
+        super::clickhouse::prepare(config).await?;
+        let pipeline = start(config, &registry(log.clone()))
+            .await
+            .context("starting the pipeline")?;
+        let server = start_http(config, Ingest::Log(log.clone()), pipeline.status.clone()).await?;
+        let addr = server.addr;
+        info!(%addr, "somaflow is listening");
+        Ok(EmbeddedNode {
+            addr,
+            log,
+            status: pipeline.status.clone(),
+            pipeline,
+            server,
+        })
+    }
+
+    /// Stops taking requests (in-flight ones finish and are durable), then
+    /// stops the pipeline with a final checkpoint so every accepted event is
+    /// in the lake.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.server.stop().await?;
+        self.pipeline
+            .stop()
+            .await
+            .context("stopping the pipeline")?;
+        info!("stopped cleanly");
+        Ok(())
+    }
+
+    /// Waits for Ctrl-C / SIGTERM, or for the pipeline to fail.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let status = self.status.clone();
+        let failed = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                if let Some(reason) = status.failure() {
+                    return reason;
+                }
+            }
+        };
+        tokio::select! {
+            signal = shutdown_signal() => {
+                signal?;
+                info!("signal received: finishing in-flight work");
+                self.shutdown().await
+            }
+            reason = failed => {
+                self.server.abort();
+                anyhow::bail!("the pipeline failed: {reason}; restart somaflow to resume from the last checkpoint")
+            }
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
+}

@@ -1,0 +1,71 @@
+//! The HTTP face of a node (embedded or cluster worker), put together from
+//! the config: the lake for SQL, the stores the read endpoints use, budget
+//! reads, prices, auth, and how events are ingested; then served by
+//! `somaflow_api`'s server on `server.listen`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use somaflow_api::auth::Access;
+use somaflow_api::ingest::Ingest;
+use somaflow_api::{AppState, HttpServer};
+use somaflow_operators::accounting::PriceTable;
+use somaflow_pipeline::runtime::PipelineStatus;
+use somaflow_sinks::clickhouse::ClickHouseHealth;
+use somaflow_sql::LakeSql;
+use somaflow_sql::budgets::Budgets;
+use somaflow_sql::store::Stores;
+use somaflow_sql::store::cache::AnswerCache;
+
+use crate::config::Config;
+
+/// Starts serving the API of a node whose events go to `ingest` and whose
+/// pipeline reports to `pipeline`.
+pub async fn start_http(
+    config: &Config,
+    ingest: Ingest,
+    pipeline: Arc<PipelineStatus>,
+) -> anyhow::Result<HttpServer> {
+    let lake_url = config.lake_url();
+    let sql = Arc::new(
+        LakeSql::open(&lake_url)
+            .await
+            .with_context(|| format!("opening the lake at {lake_url}"))?,
+    );
+    let writes_clickhouse = config.writes_clickhouse();
+    let stores = Stores::new(
+        sql.clone(),
+        config.sql.limits(),
+        writes_clickhouse.then(|| somaflow_sinks::clickhouse::connect(&config.clickhouse, None)),
+        Arc::new(AnswerCache::new(config.sql.cache_rows)),
+    );
+    let state = AppState {
+        ingest,
+        sql,
+        sql_limits: config.sql.limits(),
+        stores,
+        pipeline,
+        time_bounds: config.time_bounds(),
+        body_limit: config.server.body_limit_bytes,
+        clickhouse: writes_clickhouse.then(|| ClickHouseHealth::spawn(&config.clickhouse)),
+        budgets: Budgets::connect(&config.redis, &config.budget).context("the [redis] url")?,
+        prices: load_prices(config)?,
+        access: Access::from_config(&config.auth),
+    };
+    HttpServer::start(state, &config.server, config.auth.enabled())
+        .await
+        .context("starting the HTTP server")
+}
+
+/// The price table for ledgers: `None` when the file does not exist (a
+/// node without accounting), an error when it exists but is wrong.
+fn load_prices(config: &Config) -> anyhow::Result<Option<Arc<PriceTable>>> {
+    let path = &config.accounting.prices;
+    if !path.exists() {
+        tracing::info!(path = %path.display(), "no price file: ledger endpoints answer 501");
+        return Ok(None);
+    }
+    let table = PriceTable::load(path)
+        .with_context(|| format!("accounting.prices ({})", path.display()))?;
+    Ok(Some(Arc::new(table)))
+}
