@@ -164,22 +164,9 @@ impl Operator for Decode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{
-        ArrayRef, BinaryArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
-    };
-    use somaflow_pipeline::events::schema::raw_schema;
-    use std::sync::Arc;
 
     pub(crate) fn raw_batch(records: &[&[u8]], ingest_us: i64) -> Batch {
-        let n = records.len();
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(BinaryArray::from_iter_values(records.iter())),
-            Arc::new(TimestampMicrosecondArray::from(vec![ingest_us; n]).with_timezone("UTC")),
-            Arc::new(StringArray::from(vec!["log"; n])),
-            Arc::new(Int32Array::from(vec![0; n])),
-            Arc::new(Int64Array::from_iter_values(0..n as i64)),
-        ];
-        Batch::new(RAW_TABLE, RecordBatch::try_new(raw_schema(), cols).unwrap())
+        somaflow_pipeline::events::raw_batch("log", 0, records, 0, ingest_us).unwrap()
     }
 
     #[tokio::test]

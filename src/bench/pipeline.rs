@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
 use somaflow_pipeline::config::NodeConfig;
-use somaflow_pipeline::events::schema::{RAW_TABLE, raw_schema};
 use somaflow_pipeline::log::DurableLog;
 use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 
@@ -56,24 +51,13 @@ pub(crate) fn raw_batch(
     first_offset: i64,
     ingest_us: i64,
 ) -> anyhow::Result<Batch> {
-    let mut payload = BinaryBuilder::new();
-    for r in records {
-        payload.append_value(r);
-    }
-    let n = records.len();
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(payload.finish()),
-        Arc::new(TimestampMicrosecondArray::from(vec![ingest_us; n]).with_timezone("UTC")),
-        Arc::new(StringArray::from(vec!["log"; n])),
-        Arc::new(Int32Array::from(vec![0; n])),
-        Arc::new(Int64Array::from_iter_values(
-            first_offset..first_offset + n as i64,
-        )),
-    ];
-    Ok(Batch::new(
-        RAW_TABLE,
-        RecordBatch::try_new(raw_schema(), cols)?,
-    ))
+    Ok(somaflow_pipeline::events::raw_batch(
+        "log",
+        0,
+        records,
+        first_offset,
+        ingest_us,
+    )?)
 }
 
 fn rate(n: usize, d: Duration) -> String {

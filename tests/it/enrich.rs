@@ -17,36 +17,10 @@ use somaflow_pipeline::events::{EventKind, KindBatchBuilder, SourcePosition, par
 use somaflow_pipeline::metrics::{metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, Operator};
 
-use crate::support::{BIN, free_port};
+use crate::support::{BIN, cloud_event, free_port, shared_redis};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shared Redis of `scripts/services.sh` (port 16379, or
-/// `SOMAFLOW_REDIS_PORT`), started if needed; fails the test, saying how to
-/// start it, when it cannot be reached.
-fn redis_server() -> String {
-    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let started = STARTED.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(root().join("scripts/services.sh"))
-            .args(["start", "redis"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    });
-    if let Err(e) = started {
-        panic!(
-            "Redis is not running and could not be started: {e}\nstart it with: scripts/services.sh start redis"
-        );
-    }
-    let port = std::env::var("SOMAFLOW_REDIS_PORT").unwrap_or_else(|_| "16379".into());
-    format!("redis://127.0.0.1:{port}")
 }
 
 async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
@@ -94,11 +68,8 @@ fn batch(kind: EventKind, events: &[(&str, String)]) -> Batch {
     let now_us = now.timestamp_micros();
     let mut builder = KindBatchBuilder::new(kind);
     for (i, (tenant, data)) in events.iter().enumerate() {
-        let raw = format!(
-            r#"{{"specversion":"1.0","id":"e{i}","source":"/it","type":"{}","time":"{}","tenantid":"{tenant}","data":{data}}}"#,
-            kind.type_name(),
-            now.to_rfc3339()
-        );
+        let data = serde_json::from_str(data).expect("test data JSON");
+        let raw = cloud_event(&format!("e{i}"), tenant, kind.type_name(), data);
         let event = parse_event(raw.as_bytes(), now_us, &Default::default())
             .unwrap_or_else(|e| panic!("test event {raw}: {e}"));
         let pos = SourcePosition {
@@ -196,7 +167,7 @@ fn import(url: &str, dir: &Path, args: &[&Path]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_metadata_fills_rows_and_absent_metadata_is_null() {
-    let url = redis_server();
+    let url = shared_redis();
     let dir = tempfile::tempdir().expect("scratch folder");
 
     // A file with one bad line is refused whole, naming FILE:LINE.
@@ -357,7 +328,7 @@ struct StoppableRedis {
 
 impl StoppableRedis {
     fn start() -> StoppableRedis {
-        redis_server(); // installs redis-server if needed, fails clearly without it
+        shared_redis(); // installs redis-server if needed, fails clearly without it
         let mut redis = StoppableRedis {
             port: free_port(),
             child: None,

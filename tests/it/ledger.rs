@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, TEST_SECRET, cloud_event, kafka_broker,
+    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, TEST_SECRET, cloud_event_at, kafka_broker,
     kafka_serial, list_prices, nanos, post_ndjson_as, rows_as, token,
 };
 
@@ -18,12 +18,6 @@ const MODELS: [(&str, &str); 3] = [
     ("gpt-4o-mini", "openai"),
     ("claude-sonnet-4", "anthropic"),
 ];
-
-fn event(id: &str, tenant: &str, type_name: &str, at: DateTime<Utc>, data: Value) -> String {
-    let mut e: Value = serde_json::from_str(&cloud_event(id, tenant, type_name, data)).unwrap();
-    e["time"] = json!(at.to_rfc3339());
-    e.to_string()
-}
 
 /// Half to even, as an invoice rounds a line: `value / divisor`.
 fn divide_half_even(value: i128, divisor: i128) -> i128 {
@@ -77,7 +71,7 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
         {
             *slot += i128::from(v);
         }
-        lines.push(event(
+        lines.push(cloud_event_at(
             &format!("c{i}"),
             tenant,
             "soma.conversation.v1",
@@ -90,7 +84,7 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
     }
     // The producer's own cost, billed as sent.
     for i in 0..5 {
-        lines.push(event(
+        lines.push(cloud_event_at(
             &format!("r{i}"),
             "acme",
             "soma.conversation.v1",
@@ -102,7 +96,7 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
         ));
     }
     for i in 0..4 {
-        lines.push(event(
+        lines.push(cloud_event_at(
             &format!("k{i}"),
             "acme",
             "soma.capsule_run.v1",
@@ -123,7 +117,7 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
     .into_iter()
     .enumerate()
     {
-        lines.push(event(
+        lines.push(cloud_event_at(
             &format!("m{i}"),
             "acme",
             "soma.marketplace_tx.v1",
@@ -134,7 +128,7 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
         ));
     }
     for i in 0..2 {
-        lines.push(event(
+        lines.push(cloud_event_at(
             &format!("b{i}"),
             "acme",
             "soma.billing.v1",

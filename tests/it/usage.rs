@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, Somaflow, TEST_SECRET, close_all_windows,
-    cloud_event, kafka_broker, kafka_serial, post_ndjson_as, rows_as, token,
+    cloud_event_at, kafka_broker, kafka_serial, post_ndjson_as, rows_as, token,
 };
 
 const MODELS: [(&str, &str); 3] = [
@@ -42,14 +42,13 @@ fn conversation(i: usize, at: DateTime<Utc>) -> (String, Sent) {
         "reasoning_tokens": 0, "latency_ms": 12, "status": "ok",
         "cost_usd": format!("0.{cost_nanos:09}"),
     });
-    let mut event: Value = serde_json::from_str(&cloud_event(
+    let event = cloud_event_at(
         &format!("conv-{i}"),
         tenant,
         "soma.conversation.v1",
+        at,
         data,
-    ))
-    .unwrap();
-    event["time"] = json!(at.to_rfc3339());
+    );
     let sent = Sent {
         tenant,
         user,
@@ -58,7 +57,7 @@ fn conversation(i: usize, at: DateTime<Utc>) -> (String, Sent) {
         tokens: input + output,
         cost_nanos,
     };
-    (event.to_string(), sent)
+    (event, sent)
 }
 
 fn capsule_run(i: usize, at: DateTime<Utc>) -> String {
@@ -66,15 +65,13 @@ fn capsule_run(i: usize, at: DateTime<Utc>) -> String {
         "capsule_id": format!("cap-{}", i % 2), "capsule_version": "1", "run_id": format!("r{i}"),
         "agent_id": "a1", "status": "ok", "duration_ms": 10, "tokens": 5,
     });
-    let mut event: Value = serde_json::from_str(&cloud_event(
+    cloud_event_at(
         &format!("cap-run-{i}"),
         "acme",
         "soma.capsule_run.v1",
+        at,
         data,
-    ))
-    .unwrap();
-    event["time"] = json!(at.to_rfc3339());
-    event.to_string()
+    )
 }
 
 /// `GET /v1/usage` from one source: its rows, as (start, group, value

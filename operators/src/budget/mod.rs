@@ -32,6 +32,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Water
 
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, decimal_array};
+
 pub use config::BudgetConfig;
 pub use ledger::{
     Crossing, LedgerError, LedgerState, LocalLedger, RedisLedger, SpendLedger, SpendUpdate,

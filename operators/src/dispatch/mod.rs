@@ -21,15 +21,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use refusals::Refusals;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::metrics::{metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use crate::budget::{BudgetView, MonthOf};
 use crate::columns::{Columns, opt_str};
+
 pub use config::DispatchConfig;
 pub use queue::{AgentQueue, DispatchError, KafkaAgentQueue, StepMessage};
-use refusals::Refusals;
 
 /// The output refusals go to (rows of `policy_decisions`).
 pub const REFUSALS: &str = "decisions";

@@ -21,11 +21,11 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::prep_null_mask_filter;
 use datafusion::arrow::datatypes::SchemaRef;
+use output::Fired;
 use somaflow_pipeline::metrics::{PolicyLabels, metrics, node};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 pub use config::PolicyConfig;
-use output::Fired;
 pub use pii::{contains_pii, redact_pii};
 pub use rules::{Decision, PolicyError, PolicyRules, Rule, TableRules};
 pub use udf::{CONTAINS_PII, contains_pii_udf};

@@ -26,6 +26,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Water
 
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, opt_str};
+
 pub use config::WindowConfig;
 pub use state::{GroupKey, ShardWindows, Usage, UsageRows, WindowError};
 

@@ -1,5 +1,6 @@
-//! The event model (DESIGN §3): kinds, CloudEvents parsing and validation,
-//! Arrow schemas and columnar builders.
+//! The event model (docs/architecture.md, "The events"): kinds,
+//! CloudEvents parsing and validation, Arrow schemas and columnar builders
+//! (decoded rows, dead letters, raw batches).
 
 mod body;
 mod columns;
@@ -8,6 +9,7 @@ mod envelope;
 mod error;
 pub mod fields;
 mod kinds;
+mod raw;
 pub mod schema;
 
 pub use body::{BodyFormat, split_body};
@@ -15,3 +17,4 @@ pub use columns::{DeadLetter, DeadLetterBuilder, KindBatchBuilder, SourcePositio
 pub use envelope::{ParsedEvent, TimeBounds, parse_event, peek_ids};
 pub use error::EventError;
 pub use kinds::EventKind;
+pub use raw::{RawBatchBuilder, raw_batch};

@@ -1,9 +1,8 @@
 //! Errors of the runtime: graph wiring, tasks, checkpoints.
 
+use super::traits::NodeError;
 use crate::checkpoint::CheckpointError;
 use crate::config::ConfigError;
-
-use super::traits::NodeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

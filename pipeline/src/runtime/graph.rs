@@ -4,9 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::config::{ConfigError, EngineConfig, NodeConfig};
-
 use super::traits::{Node, NodeError, OUT};
+use crate::config::{ConfigError, EngineConfig, NodeConfig};
 
 type Factory<C> = Box<dyn Fn(&NodeConfig, &C) -> Result<Node, NodeError> + Send + Sync>;
 

@@ -1,9 +1,8 @@
 //! The HTTP client somaflow talks to ClickHouse with, and the server's
 //! version (which picks the DDL variant and the insert settings).
 
-use super::config::ClickHouseConfig;
-
 use super::ClickHouseError;
+use super::config::ClickHouseConfig;
 
 /// `major.minor` of the server, from `SELECT version()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -2,7 +2,6 @@
 //! side reads), how it batches and how it retries.
 
 use serde::{Deserialize, Serialize};
-
 use somaflow_pipeline::config::{ConfigError, require_positive};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::config::ClickHouseConfig;
 use somaflow_pipeline::metrics::metrics;
 use tracing::{info, warn};
 
 use super::client::connect;
+use super::config::ClickHouseConfig;
 
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

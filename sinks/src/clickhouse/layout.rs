@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::config::ClickHouseConfig;
 use datafusion::arrow::datatypes::DataType;
 
 use super::ClickHouseError;
 use super::client::client_error;
+use super::config::ClickHouseConfig;
 
 /// A ClickHouse column type somaflow writes, without `Nullable`/`LowCardinality`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

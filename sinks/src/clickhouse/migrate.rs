@@ -3,11 +3,11 @@
 //! 18.16 (the base folder) and may have one for current releases
 //! (`current/`), picked by `SELECT version()`.
 
-use super::config::ClickHouseConfig;
 use tracing::info;
 
 use super::ClickHouseError;
 use super::client::{ServerVersion, client_error, connect, server_version};
+use super::config::ClickHouseConfig;
 
 /// One numbered migration file.
 pub struct Migration {

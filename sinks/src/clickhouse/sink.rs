@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::config::ClickHouseConfig;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use somaflow_pipeline::events::EventKind;
@@ -14,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::config::ClickHouseConfig;
 use super::staged;
 use super::writer::{Command, Shared, TableWriter};
 use super::{ClickHouseError, clickhouse_table};

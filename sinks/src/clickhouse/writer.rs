@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::config::ClickHouseConfig;
 use bytes::Bytes;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -24,12 +23,12 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use super::ClickHouseError;
+use super::DEAD_LETTERS;
 use super::client::server_version;
+use super::config::ClickHouseConfig;
 use super::encode::encode;
 use super::error::{Failure, classify};
 use super::layout::TableLayout;
-
-use super::DEAD_LETTERS;
 
 /// The parallel instance of the sink inside one worker: one per node today.
 const TASK: u32 = 0;

@@ -18,11 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::config::{ClusterConfig, ClusterMode, KafkaConfig};
-use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Int64Array, RecordBatch};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -32,12 +28,13 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use somaflow_pipeline::checkpoint::{Positions, parse_shard, shard};
-use somaflow_pipeline::events::schema::raw_schema;
+use somaflow_pipeline::events::RawBatchBuilder;
 use somaflow_pipeline::metrics::{PartitionLabels, metrics};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::client::client_config;
+use super::config::{ClusterConfig, ClusterMode, KafkaConfig};
 use super::error::KafkaError;
 use super::order::{Gap, in_order};
 use super::topics::partitions_of;
@@ -402,41 +399,20 @@ fn fixed_partitions(
 }
 
 /// Builds the raw-record batch of one partition.
-struct PartitionRows {
-    topic: String,
-    partition: i32,
-    payload: BinaryBuilder,
-    ingest_us: Vec<i64>,
-    offsets: Vec<i64>,
-}
+/// One partition's records of one poll, as a raw batch.
+struct PartitionRows(RawBatchBuilder);
 
 impl PartitionRows {
     fn new(topic: &str, partition: i32) -> Self {
-        Self {
-            topic: topic.to_string(),
-            partition,
-            payload: BinaryBuilder::new(),
-            ingest_us: Vec::new(),
-            offsets: Vec::new(),
-        }
+        Self(RawBatchBuilder::new(topic, partition))
     }
 
-    fn finish(mut self) -> Option<PartitionBatch> {
-        let n = self.offsets.len();
-        let next_offset = self.offsets.last()? + 1;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.payload.finish()),
-            Arc::new(TimestampMicrosecondArray::from(self.ingest_us).with_timezone("UTC")),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                &self.topic,
-                n,
-            ))),
-            Arc::new(Int32Array::from(vec![self.partition; n])),
-            Arc::new(Int64Array::from(self.offsets)),
-        ];
-        match RecordBatch::try_new(raw_schema(), columns) {
+    fn finish(self) -> Option<PartitionBatch> {
+        let next_offset = self.0.last_offset()? + 1;
+        let shard = shard(self.0.topic(), self.0.partition());
+        match self.0.finish() {
             Ok(rows) => Some(PartitionBatch {
-                shard: shard(&self.topic, self.partition),
+                shard,
                 next_offset,
                 rows,
             }),
@@ -467,13 +443,15 @@ fn feed_loop(consumer: &FeedConsumer, stop: &AtomicBool, batch_rows: usize) {
                     let part = rows
                         .entry(key)
                         .or_insert_with(|| PartitionRows::new(m.topic(), m.partition()));
-                    part.payload.append_value(m.payload().unwrap_or_default());
                     let ingest_ms = m
                         .timestamp()
                         .to_millis()
                         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-                    part.ingest_us.push(ingest_ms.saturating_mul(1000));
-                    part.offsets.push(m.offset());
+                    part.0.append(
+                        m.payload().unwrap_or_default(),
+                        ingest_ms.saturating_mul(1000),
+                        m.offset(),
+                    );
                 }
                 Err(e) => warn!(error = %e, "Kafka consume error; retrying"),
             }
@@ -504,13 +482,13 @@ fn accept(
     part: PartitionRows,
     current: &mut Current,
 ) -> Option<PartitionBatch> {
-    let s = shard(&part.topic, part.partition);
+    let s = shard(part.0.topic(), part.0.partition());
     let expected = current.next.get(&s).copied();
-    let verdict = in_order(&part.offsets, expected, current.gaps.get(&s).copied());
+    let verdict = in_order(part.0.offsets(), expected, current.gaps.get(&s).copied());
     if let Some((from, found)) = verdict.refetch {
         match consumer.seek(
-            &part.topic,
-            part.partition,
+            part.0.topic(),
+            part.0.partition(),
             Offset::Offset(from),
             Duration::from_secs(1),
         ) {

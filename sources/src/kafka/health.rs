@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::config::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use somaflow_pipeline::metrics::metrics;
 use tracing::{info, warn};
 
 use super::client::create_client;
+use super::config::KafkaConfig;
 use super::error::KafkaError;
 
 /// Whether the brokers answered the latest metadata request.

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use super::config::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::client::create_client;
+use super::config::KafkaConfig;
 use super::error::KafkaError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,17 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::RecordBatch;
 use somaflow_pipeline::checkpoint::{NodeCheckpoint, Positions, shard};
-use somaflow_pipeline::events::schema::{RAW_TABLE, raw_schema};
+use somaflow_pipeline::events::RawBatchBuilder;
+use somaflow_pipeline::events::schema::RAW_TABLE;
+use somaflow_pipeline::log::{DurableLog, LogReader, LogRecord};
 use somaflow_pipeline::metrics::metrics;
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Source, SourcePoll};
 use tracing::debug;
-
-use somaflow_pipeline::log::{DurableLog, LogReader, LogRecord};
 
 /// `source_topic` of rows read from the embedded log.
 pub const LOG_TOPIC: &str = "log";
@@ -44,28 +41,11 @@ impl LocalLogSource {
 
     fn to_batch(records: &[LogRecord]) -> Result<RecordBatch, NodeError> {
         let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
-        let mut payload = BinaryBuilder::with_capacity(records.len(), bytes);
+        let mut builder = RawBatchBuilder::with_capacity(LOG_TOPIC, 0, records.len(), bytes);
         for r in records {
-            payload.append_value(&r.payload);
+            builder.append(&r.payload, r.ingest_time_us, r.offset as i64);
         }
-        let n = records.len();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(payload.finish()),
-            Arc::new(
-                TimestampMicrosecondArray::from_iter_values(
-                    records.iter().map(|r| r.ingest_time_us),
-                )
-                .with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                LOG_TOPIC, n,
-            ))),
-            Arc::new(Int32Array::from(vec![0; n])),
-            Arc::new(Int64Array::from_iter_values(
-                records.iter().map(|r| r.offset as i64),
-            )),
-        ];
-        Ok(RecordBatch::try_new(raw_schema(), columns)?)
+        Ok(builder.finish()?)
     }
 }
 

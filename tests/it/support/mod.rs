@@ -292,12 +292,23 @@ pub fn conversation(id: &str, tenant: &str, input_tokens: i64) -> String {
 /// A valid CloudEvent of `type_name` (e.g. `soma.workflow_step.v1`) with
 /// the given id, tenant and `data`, dated now.
 pub fn cloud_event(id: &str, tenant: &str, type_name: &str, data: Value) -> String {
+    cloud_event_at(id, tenant, type_name, chrono::Utc::now(), data)
+}
+
+/// [`cloud_event`] dated `at`.
+pub fn cloud_event_at(
+    id: &str,
+    tenant: &str,
+    type_name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    data: Value,
+) -> String {
     serde_json::json!({
         "specversion": "1.0",
         "id": id,
         "source": "/test",
         "type": type_name,
-        "time": chrono::Utc::now().to_rfc3339(),
+        "time": at.to_rfc3339(),
         "tenantid": tenant,
         "data": data,
     })
@@ -355,7 +366,7 @@ pub async fn metric_sum(node: &Somaflow, metric: &str, label: &str) -> f64 {
 }
 
 /// Runs `scripts/services.sh ARGS` with `env`; its stderr on failure.
-fn services(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
+pub fn services(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
         .arg(root.join("scripts/services.sh"))

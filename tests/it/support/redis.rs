@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, wait_for};
+use super::{free_port, services, wait_for};
 
 pub struct PrivateRedis {
     pub port: u16,
@@ -89,4 +89,19 @@ impl Drop for PrivateRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The shared Redis of `scripts/services.sh` (port 16379, or
+/// `SOMAFLOW_REDIS_PORT`), started if needed; fails the test, saying how to
+/// start it, when it cannot be reached.
+pub fn shared_redis() -> String {
+    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| services(&["start", "redis"], &[]));
+    if let Err(e) = started {
+        panic!(
+            "Redis is not running and could not be started: {e}\nstart it with: scripts/services.sh start redis"
+        );
+    }
+    let port = std::env::var("SOMAFLOW_REDIS_PORT").unwrap_or_else(|_| "16379".into());
+    format!("redis://127.0.0.1:{port}")
 }
