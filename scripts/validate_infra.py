@@ -108,7 +108,7 @@ def exported_metrics(root: Path) -> set[str]:
 
 def config_sections(root: Path) -> tuple[set[str], set[str]]:
     """Top-level keys of `Config` and the SOMAFLOW_* names that are not config keys."""
-    src = (root / "pipeline/src/config/mod.rs").read_text()
+    src = (root / "src/config.rs").read_text()
     m = re.search(r"pub struct Config \{(.*?)\n\}", src, re.S)
     keys = set(re.findall(r"pub (\w+):", m.group(1))) if m else set()
     env = (root / "pipeline/src/config/env.rs").read_text()

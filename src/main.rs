@@ -211,6 +211,11 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // A node logs at info and may export traces; every other command only
+    // says what went wrong.
+    if !matches!(cli.command, Command::Run) {
+        telemetry::init("warn");
+    }
     match cli.command {
         Command::Run => commands::run::run(&load_config(cli.config)?).await,
         Command::Demo {
@@ -220,7 +225,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             duration,
             checkpoint_interval,
         } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             commands::demo::run(
                 &config,
@@ -235,25 +239,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Sql { query, format } => {
-            telemetry::init("warn");
             commands::sql::run(&load_config(cli.config)?, &query, &format).await
         }
         Command::Produce { args, json } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             commands::produce::run_and_report(args, &config.kafka, json).await
         }
         Command::Topics {
             action: TopicsAction::Create,
         } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             commands::topics::create(&config.kafka, &config.dispatch_topics()).await
         }
         Command::Tenants {
             action: TenantsAction::Import { file, capsules },
         } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             let report = commands::tenants::import(&config, &file, capsules.as_deref()).await?;
             println!("{report}");
@@ -265,14 +265,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             subject,
             ttl,
         } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             commands::token::run(&config, tenant.as_deref(), &scopes, &subject, ttl)
         }
-        Command::Migrate => {
-            telemetry::init("warn");
-            commands::migrate::run(&load_config(cli.config)?.clickhouse).await
-        }
+        Command::Migrate => commands::migrate::run(&load_config(cli.config)?.clickhouse).await,
         Command::Bench {
             events,
             http_events,
@@ -280,7 +276,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             http_concurrency,
             dir,
         } => {
-            telemetry::init("warn");
             bench::pipeline::run(bench::pipeline::BenchArgs {
                 events,
                 http_events,
@@ -298,7 +293,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tenants,
             capsules,
         } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             bench::chain::run(
                 &config,
@@ -314,7 +308,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::BenchClickhouse { events, batch_rows } => {
-            telemetry::init("warn");
             let config = load_config(cli.config)?;
             bench::clickhouse::run(
                 &config.clickhouse,
@@ -322,10 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::BenchForecast { seeds } => {
-            telemetry::init("warn");
-            bench::forecast::run(&seeds)
-        }
+        Command::BenchForecast { seeds } => bench::forecast::run(&seeds),
         Command::BenchKafka {
             events,
             latency_rate,
@@ -333,7 +323,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint_interval,
             dir,
         } => {
-            telemetry::init("warn");
             let config_path = cli
                 .config
                 .unwrap_or_else(|| PathBuf::from("config/cluster.toml"));

@@ -35,6 +35,14 @@ pub struct AccuracyReport {
 }
 
 impl AccuracyReport {
+    /// Tenants with at least `days` of history at the last forecast.
+    pub fn tenants_with(&self, days: usize) -> usize {
+        self.tenants
+            .iter()
+            .filter(|t| t.history_days >= days)
+            .count()
+    }
+
     /// MAPE percentiles (0–100) over the tenants with at least `days` of history.
     pub fn mape_percentile(&self, days: usize, percentile: f64) -> Option<f64> {
         let mut m: Vec<f64> = self
@@ -193,11 +201,7 @@ pub fn run(seeds: &[u64]) -> anyhow::Result<()> {
         eprintln!("seed {seed}: generating five weeks of hourly traffic for 40 tenants…");
         let (clean, planted) = standard_configs(seed, series_start());
         let report = evaluate(&clean, &planted);
-        let long = report
-            .tenants
-            .iter()
-            .filter(|t| t.history_days >= 14)
-            .count();
+        let long = report.tenants_with(14);
         let pct = |p| {
             report
                 .mape_percentile(14, p)
@@ -224,17 +228,10 @@ mod tests {
     /// Three seeds: the targets hold on each, not on one lucky draw.
     #[test]
     fn forecasts_and_scans_meet_their_targets_on_generated_traffic() {
-        let start = DateTime::parse_from_rfc3339("2026-10-05T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        for seed in [2026, 7, 99] {
-            let (clean, planted) = standard_configs(seed, start);
+        for seed in SEEDS {
+            let (clean, planted) = standard_configs(seed, series_start());
             let report = evaluate(&clean, &planted);
-            let long = report
-                .tenants
-                .iter()
-                .filter(|t| t.history_days >= 14)
-                .count();
+            let long = report.tenants_with(14);
             assert!(long >= 30, "{long} tenants with two weeks");
             let p50 = report.mape_percentile(14, 50.0).unwrap();
             let p90 = report.mape_percentile(14, 90.0).unwrap();

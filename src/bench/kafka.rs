@@ -268,7 +268,7 @@ async fn latency(args: &BenchKafkaArgs, rate: f64) -> anyhow::Result<()> {
         .await;
     worker.stop();
     // tansu's memory:// engine sometimes serves a fetch without records a
-    // concurrent produce is still writing (docs/decisions.md): say so
+    // concurrent produce is still writing (docs/decisions/0034-what-tansu-taught-us.md): say so
     // rather than hide it.
     let unserved = rows.saturating_sub(committed);
     let mut latencies = file_latencies(&data.join("lake"))?;

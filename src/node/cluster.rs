@@ -12,7 +12,7 @@
 //! Every worker also renews a lease (with its partitions) in the shared
 //! store. When some partition has had no live reader for a session timeout
 //! (tansu's coordinator keeps a dead member's assignment, see
-//! docs/decisions.md), the first live worker leaves and rejoins the group,
+//! docs/decisions/0034-what-tansu-taught-us.md), the first live worker leaves and rejoins the group,
 //! which makes the coordinator assign over the live workers again.
 
 use std::collections::BTreeSet;

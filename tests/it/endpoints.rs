@@ -3,15 +3,10 @@
 //! and the capsule leaderboard equal from the lake and ClickHouse and
 //! equal to the test's own figures.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, TEST_SECRET, cloud_event, kafka_broker,
-    kafka_serial, post_ndjson_as, rows_as, token,
-};
+use crate::support::{ApiWorker, cloud_event, post_ndjson_as, rows_as, token};
 
 /// GET `path` from both stores with `token`; asserts they agree, returns one.
 async fn both(base: &str, token: &str, path: &str) -> Value {
@@ -39,15 +34,8 @@ async fn both(base: &str, token: &str, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_reports_budgets_workflows_and_capsules() {
-    let _serial = kafka_serial().await;
-    let redis = PrivateRedis::start().await;
-    let scenario = ClusterScenario::platform(&kafka_broker(), 2, &redis.url());
-    let worker = scenario.worker(
-        "w1",
-        &[FAST_CHECKPOINTS, ("SOMAFLOW_AUTH__SECRET", TEST_SECRET)],
-    );
-    worker.wait_ready().await;
-    let base = worker.url();
+    let api = ApiWorker::start().await;
+    let base = api.url();
     let client = reqwest::Client::new();
     let writer = token(Some("acme"), &["events:write"]);
 
@@ -137,20 +125,16 @@ async fn billing_reports_budgets_workflows_and_capsules() {
         .unwrap();
     assert_eq!(status, 202, "{body}");
 
-    let db = &scenario.clickhouse;
-    worker
-        .wait_until("every event in both stores", Duration::from_secs(120), || {
-            let base = base.clone();
-            async move {
-                let q = "SELECT (SELECT count(*) FROM billing_events) + (SELECT count(*) FROM workflow_executions) \
-                         + (SELECT count(*) FROM capsule_executions) + (SELECT count(*) FROM marketplace_transactions)";
-                let lake = rows_as(&base, &token(None, &["admin"]), q).await;
-                let ch = db.query("SELECT (SELECT count() FROM billing_events FINAL) + (SELECT count() FROM workflow_executions FINAL) \
-                    + (SELECT count() FROM capsule_executions FINAL) + (SELECT count() FROM marketplace_transactions FINAL)").await;
-                lake[0][0] == json!(14) && ch.trim() == "14"
-            }
-        })
-        .await;
+    api.wait_for_rows(
+        &[
+            "billing_events",
+            "workflow_executions",
+            "capsule_executions",
+            "marketplace_transactions",
+        ],
+        14,
+    )
+    .await;
     let admin = token(None, &["admin"]);
     let rows = rows_as(&base, &admin, "SELECT CAST(sum(quantity) AS VARCHAR), count(*) FROM billing_events WHERE meter = 'storage'").await;
     assert_eq!(
@@ -264,7 +248,7 @@ async fn billing_reports_budgets_workflows_and_capsules() {
     let stored: Option<String> = redis::cmd("HGET")
         .arg("tenant:acme")
         .arg("monthly_budget_usd")
-        .query(&mut redis.connection())
+        .query(&mut api.redis.connection())
         .unwrap();
     assert_eq!(
         stored.as_deref(),

@@ -8,10 +8,7 @@ use std::time::Duration;
 use chrono::{DurationRound, Utc};
 use serde_json::{Value, json};
 
-use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, TEST_SECRET, close_all_windows, conversation,
-    kafka_broker, kafka_serial, post_ndjson_as, rows_as, token,
-};
+use crate::support::{ApiWorker, close_all_windows, conversation, post_ndjson_as, rows_as, token};
 
 const DAYS: i64 = 21;
 
@@ -22,15 +19,9 @@ fn per_hour(h: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forecasts_and_scans_agree_across_stores_and_find_the_planted_hours() {
-    let _serial = kafka_serial().await;
-    let redis = PrivateRedis::start().await;
-    let scenario = ClusterScenario::platform(&kafka_broker(), 2, &redis.url());
-    let worker = scenario.worker(
-        "w1",
-        &[FAST_CHECKPOINTS, ("SOMAFLOW_AUTH__SECRET", TEST_SECRET)],
-    );
-    worker.wait_ready().await;
-    let base = worker.url();
+    let api = ApiWorker::start().await;
+    let worker = &api.worker;
+    let base = api.url();
     let origin = Utc::now()
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
@@ -61,8 +52,8 @@ async fn forecasts_and_scans_agree_across_stores_and_find_the_planted_hours() {
             .unwrap();
         assert_eq!(status, 202, "{body}");
     }
-    close_all_windows(&worker, chrono::Duration::minutes(3)).await;
-    let db = &scenario.clickhouse;
+    close_all_windows(worker, chrono::Duration::minutes(3)).await;
+    let db = &api.scenario.clickhouse;
     worker
         .wait_until(
             "every conversation in usage_1m",

@@ -3,15 +3,11 @@
 //! the test's own computation from config/prices.toml.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, TEST_SECRET, cloud_event_at, kafka_broker,
-    kafka_serial, list_prices, nanos, post_ndjson_as, rows_as, token,
-};
+use crate::support::{ApiWorker, cloud_event_at, list_prices, nanos, post_ndjson_as, token};
 
 const MODELS: [(&str, &str); 3] = [
     ("gpt-4o", "openai"),
@@ -35,15 +31,8 @@ fn cents(nanos: i128) -> i128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
-    let _serial = kafka_serial().await;
-    let redis = PrivateRedis::start().await;
-    let scenario = ClusterScenario::platform(&kafka_broker(), 2, &redis.url());
-    let worker = scenario.worker(
-        "w1",
-        &[FAST_CHECKPOINTS, ("SOMAFLOW_AUTH__SECRET", TEST_SECRET)],
-    );
-    worker.wait_ready().await;
-    let base = worker.url();
+    let api = ApiWorker::start().await;
+    let base = api.url();
     let at = Utc::now() - chrono::Duration::minutes(30);
     let period = at.format("%Y-%m").to_string();
     let prices = list_prices();
@@ -144,20 +133,16 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
         .await
         .unwrap();
     assert_eq!(status, 202, "{body}");
-    let db = &scenario.clickhouse;
-    worker
-        .wait_until("every event in the lake and ClickHouse", Duration::from_secs(120), || {
-            let base = base.clone();
-            async move {
-                let q = "SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM capsule_executions) \
-                         + (SELECT count(*) FROM marketplace_transactions) + (SELECT count(*) FROM billing_events)";
-                let lake = rows_as(&base, &token(None, &["admin"]), q).await;
-                let ch = db.query("SELECT (SELECT count() FROM conversations FINAL) + (SELECT count() FROM capsule_executions FINAL) \
-                    + (SELECT count() FROM marketplace_transactions FINAL) + (SELECT count() FROM billing_events FINAL)").await;
-                lake[0][0] == json!(57) && ch.trim() == "57"
-            }
-        })
-        .await;
+    api.wait_for_rows(
+        &[
+            "conversations",
+            "capsule_executions",
+            "marketplace_transactions",
+            "billing_events",
+        ],
+        57,
+    )
+    .await;
 
     // The test's own figures for acme: each line priced once.
     let mut llm = 0i128;

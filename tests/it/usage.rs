@@ -9,8 +9,7 @@ use chrono::{DateTime, Duration as Span, DurationRound, Utc};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, Somaflow, TEST_SECRET, close_all_windows,
-    cloud_event_at, kafka_broker, kafka_serial, post_ndjson_as, rows_as, token,
+    ApiWorker, Somaflow, close_all_windows, cloud_event_at, post_ndjson_as, rows_as, token,
 };
 
 const MODELS: [(&str, &str); 3] = [
@@ -144,15 +143,9 @@ fn rfc(t: DateTime<Utc>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
-    let _serial = kafka_serial().await;
-    let redis = PrivateRedis::start().await;
-    let scenario = ClusterScenario::platform(&kafka_broker(), 2, &redis.url());
-    let worker = scenario.worker(
-        "w1",
-        &[FAST_CHECKPOINTS, ("SOMAFLOW_AUTH__SECRET", TEST_SECRET)],
-    );
-    worker.wait_ready().await;
-    let base = worker.url();
+    let api = ApiWorker::start().await;
+    let worker = &api.worker;
+    let base = api.url();
 
     // 60 conversations over 5 hours, from 6 hours ago; 10 capsule runs.
     let start = Utc::now().duration_trunc(Span::hours(1)).unwrap() - Span::hours(6);
@@ -171,8 +164,8 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
             .unwrap();
         assert_eq!(status, 202, "{body}");
     }
-    close_all_windows(&worker, Span::minutes(3)).await;
-    let db = &scenario.clickhouse;
+    close_all_windows(worker, Span::minutes(3)).await;
+    let db = &api.scenario.clickhouse;
     worker
         .wait_until("usage_1m complete in the lake and ClickHouse", Duration::from_secs(120), || {
             let base = base.clone();
@@ -192,12 +185,12 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
     let params = format!("meter=tokens&window=hour&group_by=tenant,model&{range}");
     let expected = tokens_by_hour_tenant_model(&sent);
     assert_eq!(
-        usage(&worker, &admin, &params, "lake").await,
+        usage(worker, &admin, &params, "lake").await,
         expected,
         "lake"
     );
     assert_eq!(
-        usage(&worker, &admin, &params, "clickhouse").await,
+        usage(worker, &admin, &params, "clickhouse").await,
         expected,
         "ClickHouse"
     );
@@ -222,12 +215,12 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
         .collect();
     let params = format!("meter=cost_usd&window=day&tz=Asia/Kolkata&group_by=tenant&{range}");
     assert_eq!(
-        usage(&worker, &admin, &params, "lake").await,
+        usage(worker, &admin, &params, "lake").await,
         expected,
         "lake"
     );
     assert_eq!(
-        usage(&worker, &admin, &params, "clickhouse").await,
+        usage(worker, &admin, &params, "clickhouse").await,
         expected,
         "ClickHouse"
     );
@@ -240,8 +233,8 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
             .or_default() += 1;
     }
     let params = format!("meter=requests&window=month&group_by=user&{range}");
-    let lake = usage(&worker, &admin, &params, "lake").await;
-    assert_eq!(lake, usage(&worker, &admin, &params, "clickhouse").await);
+    let lake = usage(worker, &admin, &params, "lake").await;
+    assert_eq!(lake, usage(worker, &admin, &params, "clickhouse").await);
     let by_user: BTreeMap<String, i64> = lake.iter().fold(BTreeMap::new(), |mut m, (w, g, v)| {
         assert!(w.ends_with("-01T00:00:00Z"), "{w} is a month start");
         *m.entry(g.clone()).or_default() += v.parse::<i64>().unwrap();
@@ -252,8 +245,8 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
     // Capsule runs per capsule, for acme's own token; another tenant is refused.
     let acme = token(Some("acme"), &["usage:read"]);
     let params = format!("meter=capsule_runs&window=day&group_by=capsule,tenant&{range}");
-    let lake = usage(&worker, &acme, &params, "lake").await;
-    assert_eq!(lake, usage(&worker, &acme, &params, "clickhouse").await);
+    let lake = usage(worker, &acme, &params, "lake").await;
+    assert_eq!(lake, usage(worker, &acme, &params, "clickhouse").await);
     let runs: i64 = lake.iter().map(|(_, _, v)| v.parse::<i64>().unwrap()).sum();
     assert_eq!(runs, 10);
     assert!(
@@ -262,7 +255,7 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
         "{lake:?}"
     );
     let params = format!("meter=tokens&group_by=tenant&{range}");
-    let acme_rows = usage(&worker, &acme, &params, "clickhouse").await;
+    let acme_rows = usage(worker, &acme, &params, "clickhouse").await;
     assert!(
         acme_rows.iter().all(|(_, g, _)| !g.contains("globex")),
         "{acme_rows:?}"
@@ -317,7 +310,7 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
         .await
         .unwrap();
     assert_eq!(status, 202, "{body}");
-    close_all_windows(&worker, Span::minutes(3)).await;
+    close_all_windows(worker, Span::minutes(3)).await;
     worker
         .wait_until("the six in usage_1m", Duration::from_secs(120), || {
             let base = base.clone();
@@ -339,12 +332,12 @@ async fn usage_from_clickhouse_and_the_lake_is_equal_and_exact() {
     let expected = tokens_by_hour_tenant_model(&all);
     let params = format!("meter=tokens&window=hour&group_by=tenant,model&{range}");
     assert_eq!(
-        usage(&worker, &admin, &params, "lake").await,
+        usage(worker, &admin, &params, "lake").await,
         expected,
         "lake after a commit"
     );
     assert_eq!(
-        usage(&worker, &admin, &params, "clickhouse").await,
+        usage(worker, &admin, &params, "clickhouse").await,
         expected,
         "ClickHouse after a commit"
     );

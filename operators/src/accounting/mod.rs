@@ -1,4 +1,4 @@
-//! Token and cost accounting (DESIGN §5): the price table, the exact
+//! Token and cost accounting (docs/architecture.md, "Operators"): the price table, the exact
 //! decimal cost of a conversation's usage, and the operator rating rows. Cached input tokens are priced at
 //! the cached rate and never also at the full rate; reasoning tokens at the
 //! output rate unless the table names a reasoning rate.

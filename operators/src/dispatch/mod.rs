@@ -21,13 +21,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use refusals::Refusals;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::metrics::{metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use crate::budget::{BudgetView, MonthOf};
 use crate::columns::{Columns, opt_str};
+use refusals::Refusals;
 
 pub use config::DispatchConfig;
 pub use queue::{AgentQueue, DispatchError, KafkaAgentQueue, StepMessage};

@@ -53,15 +53,15 @@ mod meta;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use columns::{gather_decimals, gather_strings, index_rows, replace_columns};
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::error::ArrowError;
-use lookup::Lookup;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 use tracing::Instrument;
 
 use crate::redis::{RedisLink, RedisLinkError};
+use columns::{gather_decimals, gather_strings, index_rows, replace_columns};
+use lookup::Lookup;
 
 pub use config::EnrichConfig;
 pub use lookup::Hashes;

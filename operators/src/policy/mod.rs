@@ -1,5 +1,5 @@
 //! `policy`: judges every event against the rules of `config/policies.toml`
-//! (DESIGN §5). Each rule is a SQL boolean expression over its table's row,
+//! (docs/architecture.md, "Operators"). Each rule is a SQL boolean expression over its table's row,
 //! compiled once with DataFusion and evaluated on whole batches. A rule that
 //! fires yields a `policy_decisions` row on the [`DECISIONS`] output and
 //! raises the row's `policy_verdict`; a `redact` rule also masks PII in the
@@ -21,9 +21,10 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::prep_null_mask_filter;
 use datafusion::arrow::datatypes::SchemaRef;
-use output::Fired;
 use somaflow_pipeline::metrics::{PolicyLabels, metrics, node};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
+
+use output::Fired;
 
 pub use config::PolicyConfig;
 pub use pii::{contains_pii, redact_pii};

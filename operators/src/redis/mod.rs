@@ -3,10 +3,10 @@
 //! one process shares, which is also its health probe
 //! (`somaflow_redis_up`; `/ready` lists a down Redis under `warnings`).
 
+mod client;
 mod config;
 mod error;
-mod link;
 
+pub use client::RedisLink;
 pub use config::RedisConfig;
 pub use error::RedisLinkError;
-pub use link::RedisLink;

@@ -1,6 +1,6 @@
-//! Checkpoints (docs/architecture.md, "The checkpoint protocol"): manifests, their store, restore plans, and the
-//! coordinator that drives barriers through the graph and commits completed
-//! epochs.
+//! Checkpoints (docs/architecture.md, "The checkpoint protocol"):
+//! manifests, their store, restore plans, and the coordinator that drives
+//! barriers through the graph and commits completed epochs.
 
 mod coordinator;
 mod manifest;

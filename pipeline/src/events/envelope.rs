@@ -9,7 +9,7 @@ use super::fields::{
 };
 use super::kinds::EventKind;
 
-/// Bounds on event time relative to ingest time (DESIGN §3).
+/// Bounds on event time relative to ingest time (docs/architecture.md, "The events").
 #[derive(Debug, Clone, Copy)]
 pub struct TimeBounds {
     pub max_age_us: i64,

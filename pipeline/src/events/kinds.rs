@@ -1,4 +1,4 @@
-//! The six event kinds of the platform (DESIGN §3): CloudEvents `type`,
+//! The six event kinds of the platform (docs/architecture.md, "The events"): CloudEvents `type`,
 //! table name and the fields of `data`, one declaration each.
 
 use super::fields::{FieldSpec, FieldType::*, FieldValue, field};

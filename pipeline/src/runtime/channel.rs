@@ -1,6 +1,6 @@
 //! Bounded channels whose capacity is counted in rows, not messages, so a
 //! slow consumer slows its producer and memory stays flat whatever the batch
-//! size (DESIGN §4).
+//! size (docs/architecture.md, "The runtime").
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
-//! The dataflow runtime (DESIGN §4): traits, messages, row-counted channels,
-//! graph planning, task loops, and starting a pipeline.
+//! The dataflow runtime (docs/architecture.md, "The runtime"): traits,
+//! messages, row-counted channels, graph planning, task loops, and starting
+//! a pipeline.
 
 mod channel;
 mod error;

@@ -2,6 +2,8 @@
 //! (`[kafka]`, client settings, broker health) is the Kafka connector's in
 //! `sources/src/kafka/`; the node assembly hands this sink a producer.
 
-mod dead_letters;
+mod error;
+mod sink;
 
-pub use dead_letters::{DeadLetterSinkError, DeadLetterTopicSink};
+pub use error::DeadLetterSinkError;
+pub use sink::DeadLetterTopicSink;

@@ -283,7 +283,7 @@ impl KafkaFeed {
             ("statistics.interval.ms", "1000"),
             // Long enough to ride out a stalled broker without losing the
             // membership (tansu keeps a timed-out member as the group's
-            // leader, see docs/decisions.md); dead workers are noticed by
+            // leader, see docs/decisions/0034-what-tansu-taught-us.md); dead workers are noticed by
             // the lease watchdog.
             ("session.timeout.ms", SESSION_TIMEOUT_MS),
             ("max.poll.interval.ms", SESSION_TIMEOUT_MS),

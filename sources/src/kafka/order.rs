@@ -8,7 +8,7 @@
 //!   second fetch shows again and are then accepted; but a broker that
 //!   exposes a later batch before an earlier one is visible (tansu's
 //!   `memory://` engine under concurrent produce does, see
-//!   docs/decisions.md) shows the missing records on the second fetch.
+//!   docs/decisions/0034-what-tansu-taught-us.md) shows the missing records on the second fetch.
 
 use std::ops::Range;
 

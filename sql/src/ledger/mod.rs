@@ -2,7 +2,7 @@
 //! exact decimal amounts. [`queries`] states the sums it needs (either
 //! store answers them); [`build`] turns the sums and the price table into
 //! lines and totals. How each amount is computed, and why, is in
-//! docs/decisions.md ("Ledgers").
+//! docs/decisions/ (0077–0081, "Ledgers").
 
 pub mod build;
 pub mod queries;

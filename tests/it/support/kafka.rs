@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use somaflow::generator::ProduceReport;
 
-use super::{BIN, ClickHouseDb, Somaflow, clickhouse_server, free_port, services};
+use super::{
+    BIN, ClickHouseDb, FAST_CHECKPOINTS, PrivateRedis, Somaflow, TEST_SECRET, clickhouse_server,
+    free_port, rows_as, services, token,
+};
 
 /// Starts the Kafka-compatible broker through `scripts/services.sh` (builds
 /// it on first use) and returns its address; fails the test, with how to
@@ -278,4 +281,66 @@ pub fn producer_report(child: Child) -> ProduceReport {
 pub async fn kafka_serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
+}
+
+/// What the API tests read from: one platform worker (`config/platform.toml`)
+/// with auth on, on the shared broker and a Redis of its own, ready. Hold it
+/// for the whole test; it holds the broker's test lock too.
+pub struct ApiWorker {
+    pub worker: Somaflow,
+    pub scenario: ClusterScenario,
+    pub redis: PrivateRedis,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl ApiWorker {
+    pub async fn start() -> ApiWorker {
+        let serial = kafka_serial().await;
+        let redis = PrivateRedis::start().await;
+        let scenario = ClusterScenario::platform(&kafka_broker(), 2, &redis.url());
+        let worker = scenario.worker(
+            "w1",
+            &[FAST_CHECKPOINTS, ("SOMAFLOW_AUTH__SECRET", TEST_SECRET)],
+        );
+        worker.wait_ready().await;
+        ApiWorker {
+            worker,
+            scenario,
+            redis,
+            _serial: serial,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.worker.url()
+    }
+
+    /// Waits (up to 2 minutes) until the lake and ClickHouse (deduplicated,
+    /// `FINAL`) each hold `expected` rows over `tables` together.
+    pub async fn wait_for_rows(&self, tables: &[&str], expected: u64) {
+        let total = |count: &str, suffix: &str| {
+            let parts: Vec<String> = tables
+                .iter()
+                .map(|t| format!("(SELECT {count} FROM {t}{suffix})"))
+                .collect();
+            format!("SELECT {}", parts.join(" + "))
+        };
+        let (lake_query, clickhouse_query) = (total("count(*)", ""), total("count()", " FINAL"));
+        let (base, db) = (self.url(), &self.scenario.clickhouse);
+        let what = format!(
+            "{expected} rows of {} in the lake and ClickHouse",
+            tables.join(", ")
+        );
+        self.worker
+            .wait_until(&what, Duration::from_secs(120), || {
+                let (base, lake_query, clickhouse_query) =
+                    (base.clone(), lake_query.clone(), clickhouse_query.clone());
+                async move {
+                    let lake = rows_as(&base, &token(None, &["admin"]), &lake_query).await;
+                    let ch = db.query(&clickhouse_query).await;
+                    lake[0][0] == serde_json::json!(expected) && ch.trim() == expected.to_string()
+                }
+            })
+            .await;
+    }
 }

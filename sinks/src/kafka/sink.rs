@@ -19,17 +19,7 @@ use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};
 use tracing::debug;
 
-#[derive(Debug, thiserror::Error)]
-pub enum DeadLetterSinkError {
-    #[error(
-        "`{node}` takes only dead letters, got rows of `{table}`; wire it to a `.dead_letters` output"
-    )]
-    WrongTable { node: String, table: &'static str },
-    #[error("dead-letter rows lack column `{0}`")]
-    Column(&'static str),
-    #[error("dead letter not delivered to {topic}: {reason}")]
-    Delivery { topic: String, reason: String },
-}
+use super::error::DeadLetterSinkError;
 
 pub struct DeadLetterTopicSink {
     node: String,

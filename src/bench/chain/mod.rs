@@ -5,17 +5,17 @@
 //! I/O, policy < 20 % of the chain with 10 rules).
 //!
 //! The operators are the production ones, built by the node registry
-//! (`src/node/registry.rs`) from the config, and driven through the [`Operator`] trait the
+//! (`src/node/registry.rs`) from the config, and driven through the `Operator` trait the
 //! way the runtime's operator tasks drive them: each main output feeds the
 //! next operator, a watermark follows the batches it came after and only
 //! when it advances. There is no I/O, by design (the issue measures the
 //! chain without it):
 //! * enrich answers from `config/tenants.csv` and `config/capsules.csv`
-//!   ([`Enrich::preloaded`]): the same cache lookups and column building as
+//!   (`Enrich::preloaded`): the same cache lookups and column building as
 //!   with Redis and a warm cache, without the round trips for new ids;
-//! * budgets are counted in a [`LocalLedger`] (the Redis ledger's rules, in
+//! * budgets are counted in a `LocalLedger` (the Redis ledger's rules, in
 //!   process);
-//! * dispatch hands its steps to a [`CountingQueue`] instead of Kafka;
+//! * dispatch hands its steps to a [`CountingQueue`](driver::CountingQueue) instead of Kafka;
 //! * side outputs (dead letters, policy decisions, usage rows, budget
 //!   events, refusals) are counted and dropped: sinks are measured by
 //!   `somaflow bench`, `bench-clickhouse` and `bench-kafka`.
@@ -24,22 +24,20 @@
 //! the figures are those of one core; the thread's own CPU time is
 //! reported beside the wall time, which shows whether it was descheduled.
 
-use std::collections::BTreeMap;
+mod driver;
+mod report;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::Array;
-use somaflow_operators::dispatch::{AgentQueue, DispatchError, StepMessage};
 use somaflow_operators::policy::PolicyRules;
 use somaflow_operators::window::window_start;
 use somaflow_pipeline::config::NodeConfig;
-use somaflow_pipeline::runtime::{Batch, Emitter, Node, OUT, Operator, Watermark};
+use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 
 use super::pipeline::raw_batch;
 use crate::commands::tenants::read_metadata;
@@ -47,6 +45,8 @@ use crate::config::Config;
 use crate::generator::{Generator, GeneratorConfig};
 use crate::node::platform::PlatformIo;
 use crate::node::registry::common;
+use driver::{Chain, CountingQueue, Stage, Tally};
+use report::{Measured, report, thread_cpu};
 
 /// The issue's targets.
 const TARGET_EVENTS_PER_SEC: f64 = 500_000.0;
@@ -101,159 +101,6 @@ pub struct BenchChainArgs {
     /// Tenant and capsule metadata enrich answers from.
     pub tenants: PathBuf,
     pub capsules: PathBuf,
-}
-
-/// Dispatch's agent queue for the benchmark: counts the steps it is handed
-/// and drops them. No I/O by design: the issue measures the chain without
-/// I/O (sending to Kafka is `bench-kafka`'s business).
-#[derive(Default)]
-pub struct CountingQueue {
-    messages: AtomicU64,
-}
-
-impl CountingQueue {
-    pub fn messages(&self) -> u64 {
-        self.messages.load(Ordering::Relaxed)
-    }
-}
-
-#[async_trait]
-impl AgentQueue for CountingQueue {
-    async fn send(&self, messages: Vec<StepMessage>) -> Result<(), DispatchError> {
-        self.messages
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// One operator of the chain and what it cost.
-struct Stage {
-    name: &'static str,
-    op: Box<dyn Operator>,
-    process: Duration,
-    on_watermark: Duration,
-    rows_in: u64,
-    /// The last watermark it was given (it is given only later ones).
-    watermark: Option<Watermark>,
-}
-
-impl Stage {
-    fn new(name: &'static str, op: Box<dyn Operator>) -> Self {
-        Self {
-            name,
-            op,
-            process: Duration::ZERO,
-            on_watermark: Duration::ZERO,
-            rows_in: 0,
-            watermark: None,
-        }
-    }
-}
-
-/// What came out of the chain: rows per (operator, side output), and the
-/// checks that the operators did their work.
-#[derive(Default)]
-struct Tally {
-    side: BTreeMap<(&'static str, &'static str), u64>,
-    /// Rows leaving the last operator.
-    out: u64,
-    /// Rows leaving enrich with a tenant plan.
-    enriched: u64,
-    /// Conversations leaving accounting with our rated cost.
-    rated: u64,
-}
-
-impl Tally {
-    fn side(&self, stage: &str, output: &str) -> u64 {
-        self.side
-            .iter()
-            .filter(|((s, o), _)| *s == stage && *o == output)
-            .map(|(_, n)| n)
-            .sum()
-    }
-}
-
-struct Chain {
-    stages: Vec<Stage>,
-    tally: Tally,
-    emitter: Emitter,
-}
-
-impl Chain {
-    /// One raw batch through every operator, then the watermark it raised.
-    async fn run(&mut self, raw: Batch) -> anyhow::Result<()> {
-        let mut carry = vec![raw];
-        let mut watermark: Option<Watermark> = None;
-        let last = self.stages.len() - 1;
-        for k in 0..self.stages.len() {
-            let stage = &mut self.stages[k];
-            let mut next = Vec::new();
-            for batch in carry.drain(..) {
-                stage.rows_in += batch.num_rows() as u64;
-                let started = Instant::now();
-                stage
-                    .op
-                    .process(batch, &mut self.emitter)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", stage.name))?;
-                stage.process += started.elapsed();
-                route(stage.name, &mut self.emitter, &mut next, &mut self.tally);
-            }
-            let mut forwarded = self.emitter.take_watermark();
-            // As the runtime's inputs do: only a watermark that advances.
-            if let Some(w) = watermark.filter(|w| stage.watermark.is_none_or(|s| *w > s)) {
-                stage.watermark = Some(w);
-                let started = Instant::now();
-                let forward = stage
-                    .op
-                    .on_watermark(w, &mut self.emitter)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{} (watermark): {e}", stage.name))?;
-                stage.on_watermark += started.elapsed();
-                route(stage.name, &mut self.emitter, &mut next, &mut self.tally);
-                forwarded = forwarded.max(forward).max(self.emitter.take_watermark());
-            }
-            watermark = forwarded;
-            if k == last {
-                self.tally.out += next.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            }
-            carry = next;
-        }
-        Ok(())
-    }
-
-    /// Forgets the costs and counts of the warm-up (state stays).
-    fn reset(&mut self) {
-        for s in &mut self.stages {
-            s.process = Duration::ZERO;
-            s.on_watermark = Duration::ZERO;
-            s.rows_in = 0;
-        }
-        self.tally = Tally::default();
-    }
-}
-
-/// Main outputs go to the next operator; side outputs are counted.
-fn route(stage: &'static str, emitter: &mut Emitter, next: &mut Vec<Batch>, tally: &mut Tally) {
-    for (output, batch) in emitter.take() {
-        if output != OUT {
-            *tally.side.entry((stage, output)).or_default() += batch.num_rows() as u64;
-            continue;
-        }
-        // Null counts are precomputed: these checks cost nothing measurable.
-        let set = |column: &str| {
-            batch
-                .rows
-                .column_by_name(column)
-                .map_or(0, |c| (c.len() - c.null_count()) as u64)
-        };
-        match stage {
-            "enrich" => tally.enriched += set("tenant_plan"),
-            "accounting" => tally.rated += set("rated_cost_usd"),
-            _ => {}
-        }
-        next.push(batch);
-    }
 }
 
 /// The rule set: the configured file plus [`EXTRA_RULES`], and its text.
@@ -360,36 +207,6 @@ fn raw_stream(
     Ok(batches)
 }
 
-/// CPU time this thread has run (Linux; None elsewhere).
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// What one measured run gives the report.
-struct Measured {
-    chain: Chain,
-    events: usize,
-    wall: Duration,
-    cpu: Option<Duration>,
-    dispatched: u64,
-    rules: usize,
-    conversation_rules: usize,
-}
-
 /// Builds, warms up and measures the chain on the calling thread.
 async fn measure(mut config: Config, args: BenchChainArgs) -> anyhow::Result<Measured> {
     anyhow::ensure!(
@@ -443,122 +260,6 @@ async fn measure(mut config: Config, args: BenchChainArgs) -> anyhow::Result<Mea
         rules: rule_count,
         conversation_rules,
     })
-}
-
-fn ns_per_event(d: Duration, events: usize) -> f64 {
-    d.as_nanos() as f64 / events as f64
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "missed" }
-}
-
-/// Prints the markdown report; fails when a check shows a no-op.
-fn report(m: &Measured) -> anyhow::Result<()> {
-    let n = m.events;
-    let wall = m.wall.as_secs_f64();
-    let rate = n as f64 / wall.max(1e-9);
-    println!(
-        "somaflow bench-chain: {n} events, {} on {} ({} cores visible), one thread\n",
-        m.chain
-            .stages
-            .iter()
-            .map(|s| s.name)
-            .collect::<Vec<_>>()
-            .join(" → "),
-        cpu_model(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    match m.cpu {
-        Some(cpu) => println!(
-            "chain: {rate:.0} events/s ({wall:.3} s wall, {:.3} s on CPU: {:.0} % of the wall time on a core)\n",
-            cpu.as_secs_f64(),
-            cpu.as_secs_f64() / wall.max(1e-9) * 100.0
-        ),
-        None => println!("chain: {rate:.0} events/s ({wall:.3} s wall)\n"),
-    }
-    println!(
-        "| operator | rows in | batches ns/event | watermarks ns/event | total ns/event | share of chain |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    let mut staged = Duration::ZERO;
-    for s in &m.chain.stages {
-        let total = s.process + s.on_watermark;
-        staged += total;
-        println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} % |",
-            s.name,
-            s.rows_in,
-            ns_per_event(s.process, n),
-            ns_per_event(s.on_watermark, n),
-            ns_per_event(total, n),
-            total.as_secs_f64() / wall.max(1e-9) * 100.0
-        );
-    }
-    let driver = m.wall.saturating_sub(staged);
-    println!(
-        "| (driver: routing between operators) | | | | {:.1} | {:.1} % |",
-        ns_per_event(driver, n),
-        driver.as_secs_f64() / wall.max(1e-9) * 100.0
-    );
-    println!(
-        "| **chain** | {n} | | | {:.1} | 100 % |\n",
-        ns_per_event(m.wall, n)
-    );
-    let t = &m.chain.tally;
-    let checks = [
-        ("rows decoded", m.chain.stages[1].rows_in),
-        ("dead letters", t.side("decode", "dead_letters")),
-        (
-            "duplicates dropped",
-            m.chain.stages[1].rows_in - m.chain.stages[2].rows_in,
-        ),
-        ("rows enriched with a tenant plan", t.enriched),
-        ("policy decisions", t.side("policy", "decisions")),
-        ("conversations rated", t.rated),
-        ("usage_1m rows", t.side("window", "usage")),
-        ("budget events", t.side("budget", "budget_events")),
-        ("steps dispatched (counted)", m.dispatched),
-        ("dispatch refusals", t.side("dispatch", "decisions")),
-        ("rows out of the chain", t.out),
-    ];
-    println!(
-        "work done: {}",
-        checks
-            .iter()
-            .map(|(what, n)| format!("{what} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for (what, n) in [
-        ("rows enriched", t.enriched),
-        ("policy decisions", t.side("policy", "decisions")),
-        ("conversations rated", t.rated),
-        ("usage_1m rows", t.side("window", "usage")),
-        ("steps dispatched", m.dispatched),
-    ] {
-        anyhow::ensure!(
-            n > 0,
-            "no {what}: the chain did not do its work, the figures are not valid"
-        );
-    }
-    let policy = m
-        .chain
-        .stages
-        .iter()
-        .find(|s| s.name == "policy")
-        .map_or(Duration::ZERO, |s| s.process + s.on_watermark);
-    let share = policy.as_secs_f64() / wall.max(1e-9);
-    println!(
-        "targets: ≥ {TARGET_EVENTS_PER_SEC:.0} events/s on one core: {} ({rate:.0}); policy < {:.0} % of the chain with {TARGET_RULES} rules: {} ({:.1} % with {} rules, {} on conversations)",
-        met(rate >= TARGET_EVENTS_PER_SEC),
-        TARGET_POLICY_SHARE * 100.0,
-        met(share < TARGET_POLICY_SHARE && m.rules >= TARGET_RULES),
-        share * 100.0,
-        m.rules,
-        m.conversation_rules
-    );
-    Ok(())
 }
 
 /// Runs the benchmark on its own thread (one core) and prints the report.
