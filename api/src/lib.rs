@@ -4,6 +4,7 @@
 //! side (`somaflow-sql`); this crate decides only who may ask, how a
 //! question is read from a request, and how an answer or error is written.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod error;

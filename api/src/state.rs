@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use somaflow_operators::accounting::PriceTable;
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::runtime::PipelineStatus;
@@ -10,7 +11,7 @@ use somaflow_sql::budgets::Budgets;
 use somaflow_sql::store::Stores;
 use somaflow_sql::{LakeSql, QueryLimits};
 
-use crate::auth::Access;
+use crate::access::Access;
 use crate::ingest::Ingest;
 
 #[derive(Clone)]
@@ -33,4 +34,11 @@ pub struct AppState {
     pub prices: Option<Arc<PriceTable>>,
     /// Token checks and per-token rate limits of every `/v1` route.
     pub access: Arc<Access>,
+}
+
+/// What the [`crate::access::Caller`] extractor checks a request against.
+impl FromRef<AppState> for Arc<Access> {
+    fn from_ref(state: &AppState) -> Self {
+        state.access.clone()
+    }
 }

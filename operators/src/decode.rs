@@ -166,7 +166,8 @@ mod tests {
     use super::*;
 
     pub(crate) fn raw_batch(records: &[&[u8]], ingest_us: i64) -> Batch {
-        somaflow_pipeline::events::raw_batch("log", 0, records, 0, ingest_us).unwrap()
+        let rows = somaflow_pipeline::events::raw_rows("log", 0, records, 0, ingest_us).unwrap();
+        Batch::new(RAW_TABLE, rows)
     }
 
     #[tokio::test]

@@ -25,7 +25,8 @@ use somaflow_pipeline::publications::{self, PublicationRecord};
 use somaflow_pipeline::storage::StorageLocation;
 use tracing::{Instrument, info_span};
 
-use super::{QueryResult, SqlError};
+use crate::error::SqlError;
+use crate::format::QueryResult;
 
 /// SQL name → lake folder of every table a query can read.
 pub const SQL_TABLES: [(&str, &str); 9] = [

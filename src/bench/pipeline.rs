@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use somaflow_pipeline::config::NodeConfig;
+use somaflow_pipeline::events::raw_rows;
+use somaflow_pipeline::events::schema::RAW_TABLE;
 use somaflow_pipeline::log::DurableLog;
 use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 
@@ -51,13 +53,8 @@ pub(crate) fn raw_batch(
     first_offset: i64,
     ingest_us: i64,
 ) -> anyhow::Result<Batch> {
-    Ok(somaflow_pipeline::events::raw_batch(
-        "log",
-        0,
-        records,
-        first_offset,
-        ingest_us,
-    )?)
+    let rows = raw_rows("log", 0, records, first_offset, ingest_us)?;
+    Ok(Batch::new(RAW_TABLE, rows))
 }
 
 fn rate(n: usize, d: Duration) -> String {

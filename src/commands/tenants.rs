@@ -412,7 +412,7 @@ t9,pro,us,0.0000000001
 
     #[test]
     fn the_shipped_demo_files_are_valid() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let tenants = std::fs::read_to_string(root.join("config/tenants.csv")).unwrap();
         let tenants = parse_csv(&tenants, &TENANTS).unwrap();
         assert_eq!(tenants.len(), 300);
@@ -426,7 +426,7 @@ t9,pro,us,0.0000000001
 
     #[test]
     fn reads_the_shipped_files_as_hashes_by_id() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let (tenants, capsules) = read_metadata(
             &root.join("config/tenants.csv"),
             &root.join("config/capsules.csv"),

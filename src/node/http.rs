@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use somaflow_api::auth::Access;
+use somaflow_api::access::Access;
 use somaflow_api::ingest::Ingest;
 use somaflow_api::{AppState, HttpServer};
 use somaflow_operators::accounting::PriceTable;

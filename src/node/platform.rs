@@ -16,10 +16,9 @@ use somaflow_operators::enrich::Enrich;
 use somaflow_operators::policy::{Policy, PolicyRules};
 use somaflow_operators::redis::RedisLink;
 use somaflow_operators::window::UsageWindow;
-use somaflow_pipeline::runtime::{Node, NodeError};
+use somaflow_pipeline::runtime::{Node, NodeError, Registry};
 use somaflow_sources::kafka::idempotent_producer;
 
-use super::registry::NodeTypes;
 use crate::config::Config;
 
 /// Where the platform operators' outside parts come from.
@@ -108,7 +107,7 @@ impl Shared {
 }
 
 /// Adds the platform node types to `r`.
-pub fn register(r: &mut NodeTypes, io: PlatformIo) {
+pub fn register(r: &mut Registry<Config>, io: PlatformIo) {
     let shared = Arc::new(Shared {
         io,
         redis: OnceLock::new(),

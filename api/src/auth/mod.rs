@@ -7,13 +7,11 @@
 
 mod claims;
 mod config;
-mod guard;
 mod jwks;
 mod scopes;
 
 pub use claims::{Principal, TokenVerifier, bearer_token, mint};
 pub use config::{AuthConfig, MIN_AUTH_SECRET_BYTES};
-pub use guard::{Access, Caller};
 pub use jwks::JwksKeys;
 pub use scopes::{Scope, Scopes};
 

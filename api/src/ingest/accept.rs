@@ -8,13 +8,12 @@ use axum::Json;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use serde::Serialize;
-use somaflow_pipeline::events::{BodyFormat, parse_event, split_body};
+use somaflow_pipeline::events::{BodyFormat, TimeBounds, parse_event, split_body};
 use somaflow_pipeline::metrics::metrics;
 
-use super::store::{Checked, IngestError};
+use super::store::{Checked, Ingest, IngestError};
 use crate::auth::AuthError;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
@@ -31,7 +30,8 @@ pub struct IngestAnswer {
 /// Validates and stores the events of `body`; a tenant's token
 /// (`own_tenant`) may only write its own tenant's events.
 pub async fn ingest_body(
-    state: &AppState,
+    ingest: &Ingest,
+    time_bounds: &TimeBounds,
     own_tenant: Option<&str>,
     format: BodyFormat,
     body: &Bytes,
@@ -49,7 +49,7 @@ pub async fn ingest_body(
     let mut rejected = Vec::new();
     let mut checked = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
-        let verdict = match parse_event(record, ingest_time_us, &state.time_bounds) {
+        let verdict = match parse_event(record, ingest_time_us, time_bounds) {
             Ok(event) => Ok((event.kind, event.tenant_id.into_owned())),
             Err(e) => {
                 let error = e.to_string();
@@ -80,8 +80,7 @@ pub async fn ingest_body(
         }));
     }
     let accepted = records.len() - rejected.len();
-    state
-        .ingest
+    ingest
         .store(ingest_time_us, checked)
         .await
         .map_err(|e| match e {

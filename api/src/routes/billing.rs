@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use somaflow_pipeline::events::BodyFormat;
 
-use crate::auth::{Caller, Scope};
+use crate::access::Caller;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::ingest::{IngestAnswer, ingest_body};
 use crate::state::AppState;
@@ -131,7 +132,8 @@ pub async fn post_billing_events(
         event_ids.push(id);
     }
     let (status, Json(ingest)) = ingest_body(
-        &state,
+        &state.ingest,
+        &state.time_bounds,
         own.as_deref(),
         BodyFormat::NdJson,
         &Bytes::from(ndjson),

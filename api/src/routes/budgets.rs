@@ -20,7 +20,8 @@ use serde_json::Value;
 use somaflow_pipeline::events::decimal::{format_decimal, parse_decimal};
 use somaflow_sql::budgets::{BudgetAnswer, Budgets};
 
-use crate::auth::{Caller, Scope};
+use crate::access::Caller;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::params::{parse_month, visible_tenant};
 use crate::state::AppState;

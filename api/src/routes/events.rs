@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use somaflow_pipeline::events::BodyFormat;
 
-use crate::auth::{Caller, Scope};
+use crate::access::Caller;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::ingest::{IngestAnswer, ingest_body};
 use crate::state::AppState;
@@ -57,5 +58,12 @@ pub async fn post_events(
             "Content-Type {content_type:?} is not accepted; use {MEDIA_TYPES}"
         ))
     })?;
-    ingest_body(&state, own_tenant.as_deref(), format, &body).await
+    ingest_body(
+        &state.ingest,
+        &state.time_bounds,
+        own_tenant.as_deref(),
+        format,
+        &body,
+    )
+    .await
 }

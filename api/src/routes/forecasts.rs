@@ -15,7 +15,8 @@ use somaflow_sql::store::SumRow;
 use somaflow_sql::usage::plan::hourly_by_tenant;
 use somaflow_sql::usage::request::Meter;
 
-use crate::auth::{AuthError, Caller, Scope};
+use crate::access::Caller;
+use crate::auth::{AuthError, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 

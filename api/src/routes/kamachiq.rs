@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use somaflow_sql::money::usd;
 use somaflow_sql::store::{Sum, SumQuery, SumRow};
 
-use crate::auth::{Caller, Scope};
+use crate::access::Caller;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::params::parse_range;
 use crate::state::AppState;

@@ -19,7 +19,8 @@ use somaflow_sql::ledger::build::{LedgerSums, build_all, empty};
 use somaflow_sql::ledger::{Ledger, LedgerLine, queries};
 use somaflow_sql::store::{Store, SumQuery};
 
-use crate::auth::{Caller, Scope};
+use crate::access::Caller;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::params::parse_month;
 use crate::state::AppState;

@@ -14,7 +14,8 @@ use somaflow_sql::usage::plan::UsagePlan;
 use somaflow_sql::usage::request::{UsageParams, UsageQuery};
 use somaflow_sql::usage::windows::{WindowSum, fold};
 
-use crate::auth::{Caller, Scope};
+use crate::access::Caller;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -1,14 +1,14 @@
-//! Checkpoints (docs/architecture.md, "The checkpoint protocol"):
-//! manifests, their store, restore plans, and the coordinator that drives
-//! barriers through the graph and commits completed epochs.
+//! Checkpoints (docs/architecture.md, "The checkpoint protocol"): what
+//! they hold (manifests), where they are kept (the store, shared by a
+//! cluster's workers), and how a restart reads them back (restore plans).
+//! The coordinator that drives barriers through a running graph is the
+//! runtime's (`runtime::coordinator`).
 
-mod coordinator;
 mod manifest;
 mod members;
 mod restore;
 mod store;
 
-pub use coordinator::{Ack, Coordinator, SourceControl};
 pub use manifest::{Manifest, NodeCheckpoint, Positions, parse_shard, shard};
 pub use members::MemberLease;
 pub use restore::RestorePlan;

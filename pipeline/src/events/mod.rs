@@ -17,4 +17,4 @@ pub use columns::{DeadLetter, DeadLetterBuilder, KindBatchBuilder, SourcePositio
 pub use envelope::{ParsedEvent, TimeBounds, parse_event, peek_ids};
 pub use error::EventError;
 pub use kinds::EventKind;
-pub use raw::{RawBatchBuilder, raw_batch};
+pub use raw::{RawBatchBuilder, raw_rows};

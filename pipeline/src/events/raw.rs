@@ -10,8 +10,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::error::ArrowError;
 
-use super::schema::{RAW_TABLE, raw_schema};
-use crate::runtime::Batch;
+use super::schema::raw_schema;
 
 /// Collects one shard's records, then makes their [`RecordBatch`].
 pub struct RawBatchBuilder {
@@ -86,20 +85,20 @@ impl RawBatchBuilder {
     }
 }
 
-/// `records` of `topic@partition` at consecutive offsets from
-/// `first_offset`, all ingested at `ingest_us`, as the batch a source emits.
-pub fn raw_batch<R: AsRef<[u8]>>(
+/// The rows of `records` of `topic@partition` at consecutive offsets from
+/// `first_offset`, all ingested at `ingest_us`, as a source reads them.
+pub fn raw_rows<R: AsRef<[u8]>>(
     topic: &str,
     partition: i32,
     records: impl IntoIterator<Item = R>,
     first_offset: i64,
     ingest_us: i64,
-) -> Result<Batch, ArrowError> {
+) -> Result<RecordBatch, ArrowError> {
     let mut builder = RawBatchBuilder::new(topic, partition);
     for (offset, record) in (first_offset..).zip(records) {
         builder.append(record.as_ref(), ingest_us, offset);
     }
-    Ok(Batch::new(RAW_TABLE, builder.finish()?))
+    builder.finish()
 }
 
 #[cfg(test)]
@@ -111,9 +110,7 @@ mod tests {
 
     #[test]
     fn offsets_follow_the_first_and_every_column_is_filled() {
-        let batch = raw_batch("log", 0, [b"a".as_slice(), b"bc"], 40, 7).unwrap();
-        assert_eq!(batch.table, RAW_TABLE);
-        let rows = &batch.rows;
+        let rows = &raw_rows("log", 0, [b"a".as_slice(), b"bc"], 40, 7).unwrap();
         assert_eq!(rows.num_rows(), 2);
         let offsets = rows.column(4).as_primitive::<Int64Type>();
         assert_eq!((offsets.value(0), offsets.value(1)), (40, 41));

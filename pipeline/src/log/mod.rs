@@ -8,6 +8,7 @@
 
 mod reader;
 mod segment;
+mod shared;
 mod writer;
 
 use std::path::{Path, PathBuf};

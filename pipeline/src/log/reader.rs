@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::LogError;
 use super::segment::{LogRecord, Next, read_record, segment_path, skip_records};
-use super::writer::Shared;
+use super::shared::Shared;
 
 pub struct LogReader {
     shared: Arc<Shared>,

@@ -15,29 +15,11 @@ use tracing::{error, info, warn};
 use super::LogError;
 use super::reader::LogReader;
 use super::segment::{MAX_PAYLOAD_BYTES, encode, list_segments, scan, segment_path};
+use super::shared::Shared;
 use crate::metrics::metrics;
 
 /// Most bytes one group commit writes before it fsyncs.
 const GROUP_BYTES: usize = 16 * 1024 * 1024;
-
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    /// Offsets below this are fsynced and may be read.
-    pub durable_end: AtomicU64,
-    pub notify: Notify,
-    /// Base offsets of the segments on disk, ascending.
-    pub segments: Mutex<Vec<u64>>,
-    pub failed: AtomicBool,
-}
-
-impl Shared {
-    pub fn segments(&self) -> Vec<u64> {
-        self.segments
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 struct AppendRequest {
     ingest_time_us: i64,

@@ -3,6 +3,7 @@
 //! a pipeline.
 
 mod channel;
+mod coordinator;
 mod error;
 mod graph;
 mod inputs;
@@ -15,6 +16,7 @@ pub mod trace;
 mod traits;
 
 pub use channel::{ChannelClosed, RowReceiver, RowSender, row_channel};
+pub use coordinator::{Ack, Coordinator, SourceControl};
 pub use error::PipelineError;
 pub use graph::{PlannedNode, Registry, plan};
 pub use inputs::{InputEvent, Inputs};

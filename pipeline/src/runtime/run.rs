@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use super::channel::{RowReceiver, RowSender, row_channel};
+use super::coordinator::Coordinator;
 use super::error::PipelineError;
 use super::graph::{Registry, plan as plan_graph};
 use super::inputs::Inputs;
@@ -18,7 +19,7 @@ use super::latency::PendingLatency;
 use super::status::PipelineStatus;
 use super::tasks::{Outputs, run_operator, run_sink, run_source};
 use super::traits::{Committer, Node};
-use crate::checkpoint::{CheckpointStore, Coordinator, NodeCheckpoint, RestorePlan};
+use crate::checkpoint::{CheckpointStore, NodeCheckpoint, RestorePlan};
 use crate::config::EngineConfig;
 
 /// A running pipeline.

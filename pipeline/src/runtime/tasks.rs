@@ -7,13 +7,13 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span};
 
 use super::channel::RowSender;
+use super::coordinator::{Ack, SourceControl};
 use super::error::PipelineError;
 use super::inputs::{InputEvent, Inputs};
 use super::latency::{EventTimeSketch, PendingLatency};
 use super::message::{Batch, Message};
 use super::trace::BatchTrace;
 use super::traits::{Emitter, Operator, Sink, Source, SourcePoll};
-use crate::checkpoint::{Ack, SourceControl};
 use crate::metrics::{NodeLabels, NodeTableLabels, metrics};
 
 /// A node's outgoing edges by output name.

@@ -12,7 +12,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::version::{DataVersions, Slice, TableVersions};
 use super::{StoreError, SumQuery, SumRow, parse_sum};
-use crate::SqlError;
+use crate::error::SqlError;
 use crate::session::{LakeSql, QueryLimits, SQL_TABLES, TenantScope};
 
 /// The query's SQL: identifiers and expressions from code, and numbers and

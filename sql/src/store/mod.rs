@@ -21,6 +21,7 @@ use futures::future::try_join_all;
 use somaflow_pipeline::events::decimal::parse_decimal;
 
 use crate::error::QueryError;
+pub use crate::error::StoreError;
 use crate::session::{LakeSql, QueryLimits};
 use crate::store::cache::{AnswerCache, Rendered};
 use crate::store::version::DataVersions;
@@ -128,29 +129,6 @@ pub struct SumRow {
     pub group: Vec<String>,
     /// In the query's order: integers, or 10⁻⁹ units for decimals.
     pub sums: Vec<i128>,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("the lake: {0}")]
-    Lake(String),
-    /// The lake query ran past `sql.timeout_ms`: the node is busy.
-    #[error(
-        "the answer took longer than {0:?} to compute and was given up; the node is busy, retry shortly"
-    )]
-    Timeout(std::time::Duration),
-    #[error("ClickHouse: {0}")]
-    ClickHouse(String),
-    #[error("the store answered a sum that is not a number: {0:?}")]
-    BadValue(String),
-}
-
-impl StoreError {
-    /// Whether the store may answer if asked again shortly (ClickHouse
-    /// unreachable, the lake busy) rather than never.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::ClickHouse(_) | StoreError::Timeout(_))
-    }
 }
 
 /// The stores a node reads: the lake always, ClickHouse when it writes

@@ -1,25 +1,24 @@
-//! Who may call: the [`Caller`] extractor every `/v1` handler takes. With
-//! `[auth] secret` (HS256) and/or `[auth] jwks_url` (RS256/ES256 from an
-//! identity provider) set, it verifies the bearer token and charges the
-//! token's rate limit; with neither (the embedded demo), every caller is an
-//! anonymous admin and the server binds to localhost only (see
-//! `app::http`).
+//! Who may call: the [`Caller`] extractor every `/v1` handler takes, and
+//! the [`Access`] rules behind it. With `[auth] secret` (HS256) and/or
+//! `[auth] jwks_url` (RS256/ES256 from an identity provider) set, it
+//! verifies the bearer token (`crate::auth`) and charges the token's rate
+//! limit; with neither (the embedded demo), every caller is an anonymous
+//! admin and the server binds to localhost only (see `crate::server`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{
+use crate::auth::{
     AuthConfig, AuthError, JwksKeys, Principal, Scope, Scopes, TokenVerifier, bearer_token,
 };
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// How requests are authenticated.
 pub enum Access {
@@ -141,16 +140,22 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// Any state that holds the [`Access`] rules (the server's `AppState`).
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<Access>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .map(|v| v.to_str().map_err(|_| ApiError::Auth(AuthError::NotBearer)))
             .transpose()?;
-        state.access.authenticate(header).await.map(Caller)
+        let access = Arc::<Access>::from_ref(state);
+        access.authenticate(header).await.map(Caller)
     }
 }
 

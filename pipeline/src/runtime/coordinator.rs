@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span};
 
-use super::manifest::{Manifest, NodeCheckpoint, Positions};
-use super::store::CheckpointStore;
+use super::latency::PendingLatency;
+use super::{Committer, PipelineError, PipelineStatus};
+use crate::checkpoint::{CheckpointStore, Manifest, NodeCheckpoint, Positions};
 use crate::metrics::metrics;
-use crate::runtime::latency::PendingLatency;
-use crate::runtime::{Committer, PipelineError, PipelineStatus};
 
 /// Instructions to a source task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
