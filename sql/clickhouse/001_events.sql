@@ -1,4 +1,4 @@
--- One table per event kind (DESIGN §3), for ClickHouse 18.16 and later.
+-- One table per event kind (docs/architecture.md, "The events"), for ClickHouse 18.16 and later.
 -- ReplacingMergeTree with event_id in the sort key: a row a crash made
 -- somaflow insert twice collapses to one; read with FINAL (or GROUP BY
 -- event_id) for exact answers before merges have run. Sort keys start with
