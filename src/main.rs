@@ -310,7 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchClickhouse { events, batch_rows } => {
             let config = load_config(cli.config)?;
             bench::clickhouse::run(
-                &config.clickhouse,
+                &config,
                 bench::clickhouse::BenchClickHouseArgs { events, batch_rows },
             )
             .await

@@ -173,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn splits_kinds_and_isolates_bad_records() {
         let now = chrono::Utc::now();
-        let mut g = somaflow_sources_free_events(now);
+        let mut g = sample_events(now);
         g.push(b"{not json".to_vec());
         let refs: Vec<&[u8]> = g.iter().map(|v| v.as_slice()).collect();
         let mut op = Decode::new("decode", TimeBounds::default(), 5_000_000);
@@ -210,7 +210,7 @@ mod tests {
         );
     }
 
-    fn somaflow_sources_free_events(now: chrono::DateTime<chrono::Utc>) -> Vec<Vec<u8>> {
+    fn sample_events(now: chrono::DateTime<chrono::Utc>) -> Vec<Vec<u8>> {
         let t = now.to_rfc3339();
         let conv = |id: &str| {
             format!(

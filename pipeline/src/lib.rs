@@ -1,8 +1,10 @@
 //! somaflow's core: the event model, the dataflow runtime and checkpoints,
 //! the embedded durable log, object storage, metrics, and the machinery of
-//! configuration. Every other crate builds on these types; this one knows
-//! no outside system (Kafka, ClickHouse and Redis live in their connector
-//! folders, see docs/architecture.md).
+//! configuration. Every other crate builds on these types. It holds no
+//! client, configuration or error of an outside system: Kafka, ClickHouse
+//! and Redis live in their connector folders (docs/architecture.md, "The
+//! connector shape"); only their metric families are declared here, with
+//! every other, so `/metrics` has one registry.
 
 pub mod checkpoint;
 pub mod config;

@@ -10,14 +10,18 @@
 //!
 //! Errors are typed ([`SqlError`], [`QueryError`], [`store::StoreError`]);
 //! the HTTP layer (`somaflow-api`) maps them to statuses. Nothing here
-//! knows HTTP.
+//! knows HTTP: the types a question is read from or an answer written as
+//! derive `serde` and `utoipa` traits (a schema, not a server), so the
+//! API's OpenAPI document describes them where they are defined.
 
 pub mod budgets;
 pub mod config;
 pub mod error;
 pub mod forecast;
 pub mod format;
+pub mod kamachiq;
 pub mod ledger;
+pub mod marketplace;
 pub mod money;
 pub mod session;
 pub mod store;

@@ -12,26 +12,38 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use datafusion::arrow::array::AsArray;
-use somaflow_operators::Decode;
+use somaflow_pipeline::config::NodeConfig;
 use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
-use somaflow_pipeline::runtime::{Batch, Emitter, Operator, Sink};
-use somaflow_sinks::clickhouse::ClickHouseConfig;
-use somaflow_sinks::clickhouse::{
-    ClickHouseSink, TableLayout, clickhouse_table, connect, encode, migrate,
-};
+use somaflow_pipeline::runtime::{Batch, Emitter, Node};
+use somaflow_sinks::clickhouse::{TableLayout, clickhouse_table, connect, encode, migrate};
 
 use super::kafka::{clickhouse_cpu, cpu_secs};
 use super::pipeline::{generate, raw_batches};
+use crate::config::Config;
+use crate::node::platform::PlatformIo;
+use crate::node::registry::common;
 
 pub struct BenchClickHouseArgs {
     pub events: usize,
     pub batch_rows: Vec<usize>,
 }
 
+/// The node of type `kind`, built by the node registry from `config`.
+fn node(config: &Config, kind: &str) -> anyhow::Result<Node> {
+    common(PlatformIo::Configured)
+        .build(&NodeConfig::new(kind, kind, &[]), config)
+        .map_err(|e| anyhow::anyhow!("building `{kind}`: {e}"))
+}
+
 /// Decoded rows by table, in the pipeline's batch size.
-async fn decoded(events: usize) -> anyhow::Result<BTreeMap<&'static str, Vec<Batch>>> {
+async fn decoded(
+    config: &Config,
+    events: usize,
+) -> anyhow::Result<BTreeMap<&'static str, Vec<Batch>>> {
     let records = generate(events);
-    let mut decode = Decode::new("decode", Default::default(), 5_000_000);
+    let Node::Operator(mut decode) = node(config, "decode")? else {
+        anyhow::bail!("`decode` is not an operator");
+    };
     let mut tables: BTreeMap<&'static str, Vec<Batch>> = BTreeMap::new();
     for batch in raw_batches(&records, 8192, chrono::Utc::now().timestamp_micros())? {
         let mut out = Emitter::default();
@@ -79,9 +91,11 @@ struct Run {
     clickhouse_cpu: f64,
 }
 
-/// Sends `batches` through a fresh sink and waits for the barrier.
-async fn insert(config: &ClickHouseConfig, batches: &[&Batch]) -> anyhow::Result<Run> {
-    let mut sink = ClickHouseSink::new("bench", config);
+/// Sends `batches` through a fresh `clickhouse` sink and waits for the barrier.
+async fn insert(config: &Config, batches: &[&Batch]) -> anyhow::Result<Run> {
+    let Node::Sink(mut sink) = node(config, "clickhouse")? else {
+        anyhow::bail!("`clickhouse` is not a sink");
+    };
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     let (own, server) = (cpu_secs(std::process::id()), clickhouse_cpu());
     let started = Instant::now();
@@ -114,10 +128,11 @@ fn row(batch_rows: usize, what: &str, run: &Run) {
     );
 }
 
-pub async fn run(base: &ClickHouseConfig, args: BenchClickHouseArgs) -> anyhow::Result<()> {
+pub async fn run(config: &Config, args: BenchClickHouseArgs) -> anyhow::Result<()> {
+    let base = &config.clickhouse;
     base.validate().context("invalid configuration")?;
     eprintln!("generating and decoding {} events …", args.events);
-    let tables = decoded(args.events).await?;
+    let tables = decoded(config, args.events).await?;
     let total: usize = tables.values().flatten().map(Batch::num_rows).sum();
     let distinct = distinct_rows(&tables);
 
@@ -149,38 +164,40 @@ pub async fn run(base: &ClickHouseConfig, args: BenchClickHouseArgs) -> anyhow::
     println!("| batch rows | tables | rows | time | rows/s | somaflow CPU | ClickHouse CPU |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for &batch_rows in &args.batch_rows {
-        let mut config = base.clone();
+        let mut node_config = config.clone();
+        let config = &mut node_config.clickhouse;
         config.batch_rows = batch_rows;
         config.flush_interval_ms = 60_000; // sizes, not the clock, cut the blocks here
         config.database = format!("bench_{batch_rows}");
-        let client = connect(&config, Some("system"));
+        let client = connect(config, Some("system"));
         client
             .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
             .execute()
             .await?;
-        migrate(&config).await?;
+        migrate(config).await?;
         for (table, batches) in &tables {
-            let run = insert(&config, &batches.iter().collect::<Vec<_>>()).await?;
+            let run = insert(&node_config, &batches.iter().collect::<Vec<_>>()).await?;
             row(batch_rows, clickhouse_table(table), &run);
         }
         // All tables at once, into a second fresh database.
-        config.database = format!("bench_{batch_rows}_all");
+        node_config.clickhouse.database = format!("bench_{batch_rows}_all");
+        let config = &node_config.clickhouse;
         client
             .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
             .execute()
             .await?;
-        migrate(&config).await?;
+        migrate(config).await?;
         // Tables interleaved batch by batch, as a real stream arrives.
         let longest = tables.values().map(Vec::len).max().unwrap_or(0);
         let all: Vec<&Batch> = (0..longest)
             .flat_map(|i| tables.values().filter_map(move |t| t.get(i)))
             .collect();
-        let run = insert(&config, &all).await?;
+        let run = insert(&node_config, &all).await?;
         row(batch_rows, "all tables together", &run);
         let stored: u64 = {
             let mut n = 0;
             for table in tables.keys() {
-                n += connect(&config, None)
+                n += connect(&node_config.clickhouse, None)
                     .query(&format!(
                         "SELECT count() FROM {} FINAL",
                         clickhouse_table(table)

@@ -140,7 +140,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         server.abort();
         return outcome;
     }
-    server.stop().await?;
+    server.stop().await.context("stopping the HTTP server")?;
     tokio::task::spawn_blocking(move || feed.close())
         .await
         .context("closing the consumer")?;

@@ -48,7 +48,10 @@ impl EmbeddedNode {
     /// stops the pipeline with a final checkpoint so every accepted event is
     /// in the lake.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.server.stop().await?;
+        self.server
+            .stop()
+            .await
+            .context("stopping the HTTP server")?;
         self.pipeline
             .stop()
             .await

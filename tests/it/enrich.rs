@@ -17,11 +17,7 @@ use somaflow_pipeline::events::{EventKind, KindBatchBuilder, SourcePosition, par
 use somaflow_pipeline::metrics::{metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, Operator};
 
-use crate::support::{BIN, cloud_event, free_port, shared_redis};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{BIN, cloud_event, free_port, repo, shared_redis};
 
 async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(url).expect("Redis URL");
@@ -135,7 +131,7 @@ fn decimals(rows: &RecordBatch, column: &str) -> Vec<Option<i128>> {
 
 /// `id`'s fields in one of the shipped CSV files.
 fn csv_row(file: &str, id: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(root().join(file)).expect(file);
+    let text = std::fs::read_to_string(repo().join(file)).expect(file);
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("{id},")))
@@ -194,8 +190,8 @@ async fn imported_metadata_fills_rows_and_absent_metadata_is_null() {
     assert_eq!(exists, 0, "nothing is written from a bad file");
 
     // The shipped demo metadata.
-    let tenants_csv: PathBuf = root().join("config/tenants.csv");
-    let capsules_csv: PathBuf = root().join("config/capsules.csv");
+    let tenants_csv: PathBuf = repo().join("config/tenants.csv");
+    let capsules_csv: PathBuf = repo().join("config/capsules.csv");
     let out = import(&url, dir.path(), &[&tenants_csv, &capsules_csv]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -8,26 +8,22 @@
 //! the worker's ClickHouse tables.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::{
     ClusterScenario, FAST_CHECKPOINTS, PrivatePrometheus, PrivateRedis, Somaflow, conversation,
-    kafka_broker, kafka_serial, metric_sum, post_ndjson, producer_report, promtool, sql_number,
+    kafka_broker, kafka_serial, metric_sum, post_ndjson, producer_report, promtool, repo,
+    sql_number,
 };
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 /// `(file, panel title, query)` of every dashboard target of `kind`
 /// (`expr` for Prometheus, `rawSql` for ClickHouse), plus the dashboards'
 /// variable queries for ClickHouse.
 fn dashboard_queries(key: &str) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(repo("infra/grafana")).expect("infra/grafana") {
+    for entry in std::fs::read_dir(repo().join("infra/grafana")).expect("infra/grafana") {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
@@ -159,14 +155,15 @@ fn expand_grafana_sql(sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_and_alerts_run_against_a_real_prometheus_and_clickhouse() {
     // The rule files first: promtool's own checks and unit tests.
-    let alerts = repo("infra/prometheus/alerts.yml");
+    let alerts = repo().join("infra/prometheus/alerts.yml");
     promtool(&["check", "rules", &alerts.display().to_string()], None)
         .unwrap_or_else(|e| panic!("promtool check rules: {e}"));
     promtool(
         &[
             "test",
             "rules",
-            &repo("infra/prometheus/alerts.test.yml")
+            &repo()
+                .join("infra/prometheus/alerts.test.yml")
                 .display()
                 .to_string(),
         ],
@@ -347,7 +344,7 @@ fn an_alerts_measured_part_is_left_of_its_top_level_comparison() {
 #[test]
 fn infra_files_pass_their_schemas_and_tools() {
     let out = std::process::Command::new("bash")
-        .arg(repo("scripts/validate-infra.sh"))
+        .arg(repo().join("scripts/validate-infra.sh"))
         .output()
         .expect("run scripts/validate-infra.sh");
     assert!(

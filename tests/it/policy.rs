@@ -5,22 +5,17 @@
 //! text reaches neither store, while the text around it does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::{
     ClusterScenario, FAST_CHECKPOINTS, PrivateRedis, cloud_event, conversation, kafka_broker,
-    kafka_serial, post_ndjson, sql, sql_number,
+    kafka_serial, post_ndjson, repo, sql, sql_number,
 };
 
 /// Decision rows the policy operator writes carry this source.
 const SOURCE: &str = "somaflow/policy";
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The first tenant of `config/tenants.csv` (the file the scenario imports)
 /// with this plan and region.

@@ -2,17 +2,14 @@
 //! /v1/anomalies/scan`: the models of [`somaflow_sql::forecast`] on a tenant's
 //! hourly usage (`usage_1m`, from either store).
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use somaflow_sql::forecast::{self, COUNT_MIN_SIGMA, MIN_CHANGE_PERCENT};
-use somaflow_sql::store::SumRow;
-use somaflow_sql::usage::plan::hourly_by_tenant;
+use somaflow_sql::forecast::MIN_CHANGE_PERCENT;
+use somaflow_sql::forecast::usage::{TenantForecast, forecast_tenant, scan_tenants};
 use somaflow_sql::usage::request::Meter;
 
 use crate::access::Caller;
@@ -20,9 +17,6 @@ use crate::auth::{AuthError, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// History a forecast or scan is fitted on (the backtest needs two weeks
-/// for the weekly models; four give the weekly median three to choose from).
-const HISTORY_DAYS: i64 = 28;
 const MAX_HORIZON_HOURS: i64 = 31 * 24;
 const MAX_SCAN_HOURS: i64 = 31 * 24;
 
@@ -77,52 +71,9 @@ fn parse_hour(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(t)
 }
 
-/// Counts get the Poisson floor on their spread; money does not.
-fn min_sigma(meter: Meter) -> f64 {
-    if meter == Meter::CostUsd {
-        0.0
-    } else {
-        COUNT_MIN_SIGMA
-    }
-}
-
 fn this_hour() -> DateTime<Utc> {
     let now = Utc::now();
     now.duration_trunc(Duration::hours(1)).unwrap_or(now)
-}
-
-/// Each tenant's hourly values over `hours` hours from `from`; the series
-/// starts at the tenant's first hour with usage (a newer tenant has a
-/// shorter history), zero-filled after it.
-fn series_by_tenant(
-    rows: &[SumRow],
-    from: DateTime<Utc>,
-    hours: usize,
-    money: bool,
-) -> BTreeMap<String, (usize, Vec<f64>)> {
-    let mut out: BTreeMap<String, (usize, Vec<f64>)> = BTreeMap::new();
-    for row in rows {
-        let Some(tenant) = row.group.first() else {
-            continue;
-        };
-        let offset = (row.bucket_secs - from.timestamp()) / 3_600;
-        let Ok(i) = usize::try_from(offset) else {
-            continue;
-        };
-        if i >= hours {
-            continue;
-        }
-        let raw = row.sums.first().copied().unwrap_or(0);
-        let value = if money { raw as f64 / 1e9 } else { raw as f64 };
-        let entry = out
-            .entry(tenant.clone())
-            .or_insert_with(|| (usize::MAX, vec![0.0; hours]));
-        entry.1[i] += value;
-        if value != 0.0 {
-            entry.0 = entry.0.min(i);
-        }
-    }
-    out
 }
 
 #[utoipa::path(get, path = "/v1/forecasts", tag = "forecasts",
@@ -148,18 +99,11 @@ pub async fn get_forecast(
         Some(at) => parse_hour("at", at)?,
         None => this_hour(),
     };
-    let from = origin - Duration::days(HISTORY_DAYS);
     let store = state.stores.pick(p.source.as_deref())?;
-    let rows = store
-        .sums(&hourly_by_tenant(meter, from, origin), Some(&tenant))
-        .await?;
-    let hours = (HISTORY_DAYS * 24) as usize;
-    let series = series_by_tenant(&rows, from, hours, meter == Meter::CostUsd);
-    let history: &[f64] = match series.get(&tenant) {
-        Some((first, values)) if *first < hours => &values[*first..],
-        _ => &[],
-    };
-    let f = forecast::forecast(history, horizon as usize, min_sigma(meter));
+    let TenantForecast {
+        forecast: f,
+        history_hours,
+    } = forecast_tenant(&store, &tenant, meter, origin, horizon as usize).await?;
     let points: Vec<Value> = f
         .points
         .iter()
@@ -177,7 +121,7 @@ pub async fn get_forecast(
         "tenant": tenant,
         "meter": meter.name(),
         "origin": origin.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "history_hours": history.len(),
+        "history_hours": history_hours,
         "horizon_hours": horizon,
         "model": f.model,
         "backtest": f.backtest,
@@ -263,47 +207,32 @@ pub async fn post_scan(
         }
     };
     let store = state.stores.pick(req.source.as_deref())?;
-    let history_from = from - Duration::days(HISTORY_DAYS);
-    let history_hours = (HISTORY_DAYS * 24) as usize;
-    let total = history_hours + scan_hours as usize;
-    let scope = own.as_deref();
-    let mut anomalies = Vec::new();
-    let mut scanned = 0usize;
-    for meter in &meters {
-        let rows = store
-            .sums(&hourly_by_tenant(*meter, history_from, to), scope)
-            .await?;
-        let series = series_by_tenant(&rows, history_from, total, *meter == Meter::CostUsd);
-        for (tenant, (first, values)) in &series {
-            if wanted.as_ref().is_some_and(|w| !w.contains(tenant)) {
-                continue;
-            }
-            scanned += 1;
-            let history = if *first < history_hours {
-                &values[*first..history_hours]
-            } else {
-                &[][..]
-            };
-            for flag in forecast::scan(
-                history,
-                &values[history_hours..],
-                min_change,
-                min_sigma(*meter),
-            ) {
-                let start = from + Duration::hours(flag.index as i64);
-                anomalies.push(json!({
-                    "tenant": tenant,
-                    "meter": meter.name(),
-                    "window_start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    "window_end": (start + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    "observed": flag.observed,
-                    "expected": flag.expected,
-                    "score": flag.score,
-                    "direction": flag.direction,
-                }));
-            }
-        }
-    }
+    let (flags, scanned) = scan_tenants(
+        &store,
+        own.as_deref(),
+        wanted.as_deref(),
+        &meters,
+        from,
+        to,
+        min_change,
+    )
+    .await?;
+    let hour = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let anomalies: Vec<Value> = flags
+        .iter()
+        .map(|f| {
+            json!({
+                "tenant": f.tenant,
+                "meter": f.meter.name(),
+                "window_start": hour(f.window_start),
+                "window_end": hour(f.window_start + Duration::hours(1)),
+                "observed": f.flag.observed,
+                "expected": f.flag.expected,
+                "score": f.flag.score,
+                "direction": f.flag.direction,
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "from": req.from,
         "to": req.to,

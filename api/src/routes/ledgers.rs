@@ -15,9 +15,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use serde::Deserialize;
 use somaflow_operators::accounting::PriceTable;
-use somaflow_sql::ledger::build::{LedgerSums, build_all, empty};
-use somaflow_sql::ledger::{Ledger, LedgerLine, queries};
-use somaflow_sql::store::{Store, SumQuery};
+use somaflow_sql::ledger::build::empty;
+use somaflow_sql::ledger::{LedgerLine, month_ledgers};
 
 use crate::access::Caller;
 use crate::auth::Scope;
@@ -69,33 +68,6 @@ fn prices(state: &AppState) -> Result<Arc<PriceTable>, ApiError> {
     })
 }
 
-/// Every ledger of the month that `tenant` may see (`None`: all tenants).
-async fn ledgers(
-    store: &Store<'_>,
-    prices: &PriceTable,
-    period: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    tenant: Option<&str>,
-) -> Result<std::collections::BTreeMap<String, Ledger>, ApiError> {
-    let run = |q: SumQuery| async move { store.sums(&q, tenant).await };
-    let (rated, reported, capsule_runs, marketplace, billing) = tokio::try_join!(
-        run(queries::rated(from, to)),
-        run(queries::reported(from, to)),
-        run(queries::capsule_runs(from, to)),
-        run(queries::marketplace(from, to)),
-        run(queries::billing(from, to)),
-    )?;
-    let sums = LedgerSums {
-        rated,
-        reported,
-        capsule_runs,
-        marketplace,
-        billing,
-    };
-    Ok(build_all(period, &sums, prices))
-}
-
 #[utoipa::path(get, path = "/v1/billing/ledgers", tag = "billing",
     params(LedgerParams),
     responses((status = 200, description = "The tenant's ledger for the period", body = somaflow_sql::ledger::Ledger), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
@@ -116,7 +88,7 @@ pub async fn get_ledger(
     let (period, from, to) = month_range(p.period.as_deref())?;
     let prices = prices(&state)?;
     let store = state.stores.pick(p.source.as_deref())?;
-    let mut all = ledgers(&store, &prices, &period, from, to, Some(&tenant)).await?;
+    let mut all = month_ledgers(&store, &prices, &period, from, to, Some(&tenant)).await?;
     let ledger = all
         .remove(&tenant)
         .unwrap_or_else(|| empty(&tenant, &period));
@@ -143,7 +115,7 @@ pub async fn export_ledgers(
     let (period, from, to) = month_range(p.period.as_deref())?;
     let prices = prices(&state)?;
     let store = state.stores.pick(p.source.as_deref())?;
-    let all = ledgers(&store, &prices, &period, from, to, tenant.as_deref()).await?;
+    let all = month_ledgers(&store, &prices, &period, from, to, tenant.as_deref()).await?;
     let lines: Vec<&LedgerLine> = all.values().flat_map(|l| &l.lines).collect();
     let name = format!("ledger-{period}");
     match p.format.as_deref().unwrap_or("csv") {

@@ -47,6 +47,7 @@ mod cache;
 mod columns;
 mod config;
 mod fetch;
+pub mod files;
 mod lookup;
 mod meta;
 

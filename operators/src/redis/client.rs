@@ -137,3 +137,54 @@ impl RedisLink {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port nothing listens on.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_url_that_is_not_redis_is_refused_at_once() {
+        assert!(matches!(
+            RedisLink::new("not a url", Duration::from_millis(100)),
+            Err(RedisLinkError::BadUrl { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_does_not_answer_fails_then_pauses_instead_of_stalling() {
+        let url = format!("redis://127.0.0.1:{}", closed_port());
+        let link = RedisLink::new(&url, Duration::from_millis(300)).unwrap();
+        assert!(link.is_up(), "up until a command says otherwise");
+        let ping = |mut c: ConnectionManager| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        };
+        let started = Instant::now();
+        let first = link.run("test", ping).await;
+        assert!(
+            matches!(first, Err(RedisLinkError::Unavailable { .. })),
+            "{first:?}"
+        );
+        assert!(!link.is_up());
+        let second = link.run("test", ping).await;
+        match second {
+            Err(RedisLinkError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("paused"), "{reason}")
+            }
+            other => panic!("expected a paused failure, got {other:?}"),
+        }
+        // Bounded by the timeout, not by the operating system's connect retries.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

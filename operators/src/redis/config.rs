@@ -42,3 +42,29 @@ impl RedisConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_url_is_valid_and_a_wrong_one_is_named() {
+        RedisConfig::default().validate().unwrap();
+        let bad = RedisConfig {
+            url: Some("http://127.0.0.1:16379".into()),
+            ..RedisConfig::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("redis.url") && e.contains("redis://"), "{e}");
+        let bad = RedisConfig {
+            timeout_ms: 0,
+            ..RedisConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("redis.timeout_ms")
+        );
+    }
+}

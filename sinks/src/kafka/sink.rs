@@ -124,3 +124,48 @@ impl Sink for DeadLetterTopicSink {
         Arc::new(crate::NothingToPublish)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use rdkafka::ClientConfig;
+
+    use super::*;
+
+    /// A producer that never has to reach a broker: these tests fail before
+    /// anything is sent.
+    fn sink() -> DeadLetterTopicSink {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .create()
+            .unwrap();
+        DeadLetterTopicSink::new("dlq", producer, "soma.dead_letters".into())
+    }
+
+    fn rows(table: &'static str) -> Batch {
+        let schema = Schema::new(vec![Field::new("tenant_id", DataType::Utf8, true)]);
+        let rows = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(StringArray::from(vec![Some("t1")]))],
+        )
+        .unwrap();
+        Batch::new(table, rows)
+    }
+
+    #[tokio::test]
+    async fn only_dead_letters_are_taken_and_their_columns_are_checked() {
+        let mut sink = sink();
+        let e = sink.write(rows("conversations")).await.unwrap_err();
+        assert!(
+            e.to_string().contains("takes only dead letters") && e.to_string().contains("`dlq`"),
+            "{e}"
+        );
+        let e = sink.write(rows(DEAD_LETTERS_TABLE)).await.unwrap_err();
+        assert!(e.to_string().contains("lack column `event_id`"), "{e}");
+        // Nothing was handed to the producer, so the barrier has nothing to wait for.
+        assert_eq!(sink.pre_commit(1).await.unwrap()["sent"], 0);
+    }
+}

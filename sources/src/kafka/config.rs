@@ -163,3 +163,73 @@ impl ClusterConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(result: Result<(), ConfigError>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn topics_follow_the_prefix_unless_named() {
+        let mut kafka = KafkaConfig::default();
+        assert_eq!(kafka.topic(EventKind::Conversation), "soma.conversations");
+        assert_eq!(kafka.dead_letter_topic(), "soma.dead_letters");
+        kafka
+            .topics
+            .insert("conversations".into(), "llm-calls".into());
+        kafka.dead_letter_topic = Some("dlq".into());
+        assert_eq!(kafka.topic(EventKind::Conversation), "llm-calls");
+        let all = kafka.all_topics();
+        assert_eq!(all.len(), EventKind::ALL.len() + 1);
+        assert_eq!(
+            (all[0].as_str(), all.last().map(String::as_str)),
+            ("llm-calls", Some("dlq"))
+        );
+    }
+
+    #[test]
+    fn kafka_mistakes_are_named() {
+        KafkaConfig::default().validate().unwrap();
+        let mut kafka = KafkaConfig::default();
+        kafka.topics.insert("chats".into(), "x".into());
+        assert!(error(kafka.validate()).contains("kafka.topics.chats"));
+        let kafka = KafkaConfig {
+            partitions: 0,
+            ..KafkaConfig::default()
+        };
+        assert!(error(kafka.validate()).contains("kafka.partitions"));
+    }
+
+    #[test]
+    fn cluster_mistakes_are_named() {
+        ClusterConfig::default().validate().unwrap();
+        let bad = |c: ClusterConfig| error(c.validate());
+        let e = bad(ClusterConfig {
+            group_id: String::new(),
+            ..ClusterConfig::default()
+        });
+        assert!(e.contains("cluster.group_id"), "{e}");
+        let e = bad(ClusterConfig {
+            partitions: vec!["soma.conversations".into()],
+            ..ClusterConfig::default()
+        });
+        assert!(
+            e.contains("cluster.partitions") && e.contains("topic@partition"),
+            "{e}"
+        );
+        let e = bad(ClusterConfig {
+            worker_id: Some("w 1".into()),
+            ..ClusterConfig::default()
+        });
+        assert!(e.contains("cluster.worker_id"), "{e}");
+        let named = ClusterConfig {
+            worker_id: Some("w-1".into()),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(named.worker_id(), "w-1");
+        assert!(!ClusterConfig::default().worker_id().is_empty());
+    }
+}

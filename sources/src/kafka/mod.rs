@@ -3,10 +3,10 @@
 //! source: the consumer thread with its rebalance hand-off, and the
 //! pipeline source reading what it delivers.
 //!
-//! Sinks and operators that write to Kafka (dead letters, dispatch) and
-//! the HTTP ingest of a cluster worker are handed a producer built here
-//! ([`idempotent_producer`]) by the node assembly, so they do not import
-//! this crate.
+//! Sinks and operators that write to Kafka (dead letters, dispatch) are
+//! handed a producer built here ([`idempotent_producer`]) by the node
+//! assembly, so they do not import this crate; the HTTP ingest of a cluster
+//! worker (`somaflow-api`, above this crate) uses the connector directly.
 
 mod client;
 mod config;

@@ -120,3 +120,44 @@ impl Committer for LogRetention {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+
+    use super::*;
+
+    async fn log_with(records: &[&str]) -> (tempfile::TempDir, DurableLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = DurableLog::open(dir.path(), 1 << 20).unwrap();
+        let payloads = records.iter().map(|r| Bytes::from(r.to_string())).collect();
+        log.append(7, payloads).await.unwrap();
+        (dir, log)
+    }
+
+    fn offsets(poll: SourcePoll) -> Vec<i64> {
+        let SourcePoll::Batch(batch) = poll else {
+            panic!("expected a batch");
+        };
+        assert_eq!(batch.table, RAW_TABLE);
+        let column = batch.rows.column(4).as_primitive::<Int64Type>();
+        column.values().to_vec()
+    }
+
+    #[tokio::test]
+    async fn reads_in_batches_and_resumes_from_a_checkpointed_position() {
+        let (_dir, log) = log_with(&["a", "b", "c"]).await;
+        let mut source = LocalLogSource::new(log.clone(), 2);
+        source.restore(&Positions::new()).await.unwrap();
+        assert_eq!(offsets(source.poll().await.unwrap()), [0, 1]);
+        assert_eq!(source.position()[&log_shard()], 2);
+        assert_eq!(offsets(source.poll().await.unwrap()), [2]);
+        assert!(matches!(source.poll().await.unwrap(), SourcePoll::Idle));
+
+        let mut resumed = LocalLogSource::new(log, 8);
+        resumed.restore(&[(log_shard(), 1)].into()).await.unwrap();
+        assert_eq!(offsets(resumed.poll().await.unwrap()), [1, 2]);
+    }
+}

@@ -15,6 +15,7 @@
 pub mod anomaly;
 pub mod models;
 pub mod select;
+pub mod usage;
 
 pub use anomaly::{Direction, Flag, MIN_CHANGE_PERCENT, scan};
 pub use models::Model;

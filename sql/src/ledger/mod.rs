@@ -7,7 +7,15 @@
 pub mod build;
 pub mod queries;
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use somaflow_operators::accounting::PriceTable;
+
+use crate::error::StoreError;
+use crate::store::{Store, SumQuery};
+use build::{LedgerSums, build_all};
 
 /// One line of a ledger. Amounts are USD decimal strings with 9 places.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -80,4 +88,32 @@ pub struct Ledger {
     pub excluded_non_usd_transactions: i64,
     #[serde(skip)]
     pub payout_nanos: i128,
+}
+
+/// Every ledger of the month `[from, to)` (`period` is its `YYYY-MM`) that
+/// `tenant` may see (`None`: every tenant), by tenant, priced with `prices`.
+pub async fn month_ledgers(
+    store: &Store<'_>,
+    prices: &PriceTable,
+    period: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tenant: Option<&str>,
+) -> Result<BTreeMap<String, Ledger>, StoreError> {
+    let run = |q: SumQuery| async move { store.sums(&q, tenant).await };
+    let (rated, reported, capsule_runs, marketplace, billing) = tokio::try_join!(
+        run(queries::rated(from, to)),
+        run(queries::reported(from, to)),
+        run(queries::capsule_runs(from, to)),
+        run(queries::marketplace(from, to)),
+        run(queries::billing(from, to)),
+    )?;
+    let sums = LedgerSums {
+        rated,
+        reported,
+        capsule_runs,
+        marketplace,
+        billing,
+    };
+    Ok(build_all(period, &sums, prices))
 }

@@ -34,13 +34,13 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use somaflow_operators::enrich::files::read_metadata;
 use somaflow_operators::policy::PolicyRules;
 use somaflow_operators::window::window_start;
 use somaflow_pipeline::config::NodeConfig;
 use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 
 use super::pipeline::raw_batch;
-use crate::commands::tenants::read_metadata;
 use crate::config::Config;
 use crate::generator::{Generator, GeneratorConfig};
 use crate::node::platform::PlatformIo;

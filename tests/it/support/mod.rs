@@ -264,10 +264,12 @@ pub async fn post_ndjson_as(
 /// every window of the test's traffic, so all of them close. Sent with an
 /// admin token, which a node with auth off ignores.
 pub async fn close_all_windows(node: &Somaflow, ahead: chrono::Duration) {
-    let time = (chrono::Utc::now() + ahead).to_rfc3339();
-    let tick = format!(
-        r#"{{"specversion":"1.0","id":"tick-{}","source":"/test","type":"soma.billing.v1","time":"{time}","tenantid":"tick","data":{{"meter":"tick","quantity":"1","unit":"tick"}}}}"#,
-        chrono::Utc::now().timestamp_micros()
+    let tick = cloud_event_at(
+        &format!("tick-{}", chrono::Utc::now().timestamp_micros()),
+        "tick",
+        "soma.billing.v1",
+        chrono::Utc::now() + ahead,
+        serde_json::json!({"meter": "tick", "quantity": "1", "unit": "tick"}),
     );
     let admin = token(None, &["admin"]);
     let (status, body) = post_ndjson_as(
@@ -283,9 +285,15 @@ pub async fn close_all_windows(node: &Somaflow, ahead: chrono::Duration) {
 
 /// A valid conversation event with the given id, dated now.
 pub fn conversation(id: &str, tenant: &str, input_tokens: i64) -> String {
-    let time = chrono::Utc::now().to_rfc3339();
-    format!(
-        r#"{{"specversion":"1.0","id":"{id}","source":"/test","type":"soma.conversation.v1","time":"{time}","tenantid":"{tenant}","data":{{"user_id":"u1","session_id":"s1","provider":"openai","model":"gpt-4o","input_tokens":{input_tokens},"output_tokens":7,"cached_input_tokens":0,"reasoning_tokens":0,"latency_ms":12,"status":"ok"}}}}"#
+    cloud_event(
+        id,
+        tenant,
+        "soma.conversation.v1",
+        serde_json::json!({
+            "user_id": "u1", "session_id": "s1", "provider": "openai", "model": "gpt-4o",
+            "input_tokens": input_tokens, "output_tokens": 7, "cached_input_tokens": 0,
+            "reasoning_tokens": 0, "latency_ms": 12, "status": "ok",
+        }),
     )
 }
 
@@ -365,11 +373,15 @@ pub async fn metric_sum(node: &Somaflow, metric: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// The repository's root: config files, scripts and the shipped data.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// Runs `scripts/services.sh ARGS` with `env`; its stderr on failure.
 pub fn services(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
-        .arg(root.join("scripts/services.sh"))
+        .arg(repo().join("scripts/services.sh"))
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()

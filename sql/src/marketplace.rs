@@ -1,0 +1,100 @@
+//! The marketplace leaderboard: capsules by runs, cost or revenue in
+//! `[from, to)`, for one tenant or every tenant. Runs and cost come from
+//! capsule runs; revenue is marketplace purchases minus refunds (USD only).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::error::{QueryError, StoreError};
+use crate::money::usd;
+use crate::store::{Store, Sum, SumQuery};
+
+/// What the board is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopBy {
+    Runs,
+    Cost,
+    Revenue,
+}
+
+impl TopBy {
+    /// `runs`, `cost` or `revenue`; anything else names the three.
+    pub fn parse(text: &str) -> Result<TopBy, QueryError> {
+        match text {
+            "runs" => Ok(TopBy::Runs),
+            "cost" => Ok(TopBy::Cost),
+            "revenue" => Ok(TopBy::Revenue),
+            other => Err(QueryError::bad_param(
+                "invalid_by",
+                format!("by={other:?}: use runs, cost or revenue"),
+            )),
+        }
+    }
+}
+
+/// The `limit` capsules highest by `by` (ties by capsule id, so both
+/// stores order alike), as `{capsule_id, runs, cost_usd, revenue_usd}`;
+/// `tenant` `None` reads every tenant.
+pub async fn top_capsules(
+    store: &Store<'_>,
+    tenant: Option<&str>,
+    by: TopBy,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Value>, StoreError> {
+    let runs = SumQuery {
+        table: "capsule_executions",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["capsule_id"],
+        sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
+        condition: None,
+    };
+    let revenue = SumQuery {
+        table: "marketplace_transactions",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["capsule_id"],
+        sums: vec![
+            Sum::int("CASE WHEN tx_type = 'purchase' THEN amount_cents ELSE 0 END"),
+            Sum::int("CASE WHEN tx_type = 'refund' THEN amount_cents ELSE 0 END"),
+        ],
+        condition: Some("currency = 'USD'"),
+    };
+    let (runs, revenue) =
+        tokio::try_join!(store.sums(&runs, tenant), store.sums(&revenue, tenant))?;
+    // capsule → (runs, cost nanos, revenue nanos)
+    let mut board: BTreeMap<String, (i128, i128, i128)> = BTreeMap::new();
+    for r in &runs {
+        let e = board.entry(r.group[0].clone()).or_default();
+        e.0 += r.sums[0];
+        e.1 += r.sums[1];
+    }
+    for r in &revenue {
+        let e = board.entry(r.group[0].clone()).or_default();
+        e.2 += (r.sums[0] - r.sums[1].abs()) * 10_000_000;
+    }
+    let mut rows: Vec<(String, (i128, i128, i128))> = board.into_iter().collect();
+    let key = |v: &(i128, i128, i128)| match by {
+        TopBy::Runs => v.0,
+        TopBy::Cost => v.1,
+        TopBy::Revenue => v.2,
+    };
+    // Highest first; ties by capsule id, so both stores order alike.
+    rows.sort_by(|a, b| key(&b.1).cmp(&key(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    let top = rows
+        .into_iter()
+        .take(limit)
+        .map(|(capsule, (runs, cost, revenue))| {
+            json!({"capsule_id": capsule, "runs": runs as i64, "cost_usd": usd(cost), "revenue_usd": usd(revenue)})
+        })
+        .collect();
+    Ok(top)
+}
