@@ -21,7 +21,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::config::ServerConfig;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    billing, budgets, capsules, events, forecasts, health, kamachiq, ledgers, sql, usage,
+    billing, budgets, capsules, dispatch, events, forecasts, health, kamachiq, ledgers, metadata,
+    sql, usage,
 };
 use crate::state::AppState;
 
@@ -42,6 +43,16 @@ pub fn router(state: AppState) -> Router {
             "/v1/budgets/{tenant}",
             get(budgets::get_budget).put(budgets::put_budget),
         )
+        .route(
+            "/v1/tenants/{tenant}",
+            axum::routing::put(metadata::put_tenant),
+        )
+        .route(
+            "/v1/capsules/{capsule}",
+            axum::routing::put(metadata::put_capsule),
+        )
+        .route("/v1/dispatch/{pool}", get(dispatch::fetch))
+        .route("/v1/dispatch/{pool}/commit", post(dispatch::commit))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use somaflow_operators::accounting::PriceTable;
+use somaflow_operators::enrich::MetadataStore;
 use somaflow_pipeline::events::TimeBounds;
+use somaflow_pipeline::log::Queues;
 use somaflow_pipeline::runtime::PipelineStatus;
 use somaflow_sinks::clickhouse::ClickHouseHealth;
 use somaflow_sql::budgets::Budgets;
@@ -28,8 +30,15 @@ pub struct AppState {
     pub body_limit: usize,
     /// Probed when a `clickhouse` sink is configured.
     pub clickhouse: Option<ClickHouseHealth>,
-    /// Budget reads (`GET /v1/budgets/{tenant}`) when `[redis]` has a url.
+    /// Budget reads and changes (`/v1/budgets/{tenant}`): the node's own
+    /// ledger, or Redis's.
     pub budgets: Option<Budgets>,
+    /// Tenant and capsule metadata (`PUT /v1/tenants/{id}`,
+    /// `PUT /v1/capsules/{id}`): the metadata files, or Redis.
+    pub metadata: Option<MetadataStore>,
+    /// The agent pools' queues (`/v1/dispatch/{pool}`) on a node without a
+    /// broker.
+    pub queues: Option<Arc<Queues>>,
     /// The price table ledgers show unit prices from (`accounting.prices`).
     pub prices: Option<Arc<PriceTable>>,
     /// Token checks and per-token rate limits of every `/v1` route.

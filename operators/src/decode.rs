@@ -1,7 +1,9 @@
 //! `decode`: raw CloudEvents JSON records → Arrow rows of their kind. A bad
 //! record becomes a dead letter (raw bytes, position, reason) on the
 //! `dead_letters` output and never fails its batch. Emits the event-time
-//! watermark (max event time seen − allowed out-of-orderness).
+//! watermark (max event time seen − allowed out-of-orderness); an idle tick
+//! of the embedded log (`somaflow_pipeline::log::IDLE_TICK`) moves it like
+//! an event dated at the tick would, and is otherwise dropped.
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -11,6 +13,7 @@ use somaflow_pipeline::events::{
     DeadLetter, DeadLetterBuilder, EventKind, KindBatchBuilder, SourcePosition, TimeBounds,
     parse_event, peek_ids,
 };
+use somaflow_pipeline::log::is_idle_tick;
 use somaflow_pipeline::metrics::{DeadLetterLabels, metrics};
 use somaflow_pipeline::runtime::trace::TraceCollector;
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
@@ -80,6 +83,13 @@ impl Decode {
         for i in 0..raw.num_rows() {
             let bytes = payload.value(i);
             let ingest_us = ingest.value(i);
+            if is_idle_tick(bytes) {
+                // Nothing older than the tick is still on its way: its time
+                // counts as an event time for the watermark, and nothing else.
+                self.max_event_time =
+                    Some(self.max_event_time.map_or(ingest_us, |m| m.max(ingest_us)));
+                continue;
+            }
             let pos = SourcePosition {
                 topic: topic.value(i),
                 partition: partition.value(i),

@@ -1,16 +1,17 @@
-//! A tenant's budget for a month, read from (and set in) the budget ledger
-//! in Redis: the state the `budget` operator pushes to and dispatch checks
-//! (`budget:{tenant}:{YYYY-MM}`, see `somaflow_operators::budget`): spend,
-//! and the crossings it recorded. The status is those crossings, so it
-//! always agrees with `budget_events` and with what dispatch refuses. The
-//! budget is the ledger's (set once a conversation of the tenant was
-//! processed), else the tenant metadata's `monthly_budget_usd`
-//! (`tenant:{id}`); zero or absent = no budget, as for the operator. Money
-//! is exact: decimal strings with 9 places.
+//! A tenant's budget for a month, read from (and set in) the budget
+//! ledger: the state the `budget` operator pushes to and dispatch checks
+//! (see `somaflow_operators::budget`): spend, and the crossings it
+//! recorded. The ledger is Redis's (`budget:{tenant}:{YYYY-MM}`) when
+//! `[redis]` has a url, else the one the node's own pipeline keeps in
+//! process. The status is those crossings, so it always agrees with
+//! `budget_events` and with what dispatch refuses. The budget is the
+//! ledger's (set once a conversation of the tenant was processed), else
+//! the tenant metadata's `monthly_budget_usd`; zero or absent = no budget,
+//! as for the operator. Money is exact: decimal strings with 9 places.
 
 use serde::Serialize;
 use somaflow_operators::budget::{BudgetConfig, BudgetView, LedgerError, LedgerState, RedisLedger};
-use somaflow_operators::enrich::read_tenant;
+use somaflow_operators::enrich::{CatalogError, MetadataError, MetadataStore};
 use somaflow_operators::redis::{RedisConfig, RedisLink, RedisLinkError};
 
 use crate::error::QueryError;
@@ -19,16 +20,18 @@ use crate::money::usd;
 /// Label of the query side's Redis commands in `somaflow_redis_errors`.
 const NODE: &str = "api";
 
-/// How budgets are read: a link of its own to the Redis the pipeline
-/// shares, and the same ledger reader the pipeline uses. Cheap to clone.
+/// How budgets are read and set: where the tenant metadata is, and the
+/// same ledger reader the pipeline uses. Cheap to clone.
 #[derive(Clone)]
 pub struct Budgets {
-    link: RedisLink,
+    metadata: MetadataStore,
     view: BudgetView,
 }
 
 impl Budgets {
-    /// `None` when `[redis]` has no url.
+    /// Budgets of a node whose ledger and metadata are in Redis: a link of
+    /// its own to the Redis the pipeline shares. `None` when `[redis]` has
+    /// no url.
     pub fn connect(
         redis: &RedisConfig,
         budget: &BudgetConfig,
@@ -42,7 +45,16 @@ impl Budgets {
             budget.soft_percent,
             std::time::Duration::from_millis(budget.status_refresh_ms),
         );
-        Ok(Some(Budgets { link, view }))
+        Ok(Some(Budgets {
+            metadata: MetadataStore::Redis(link),
+            view,
+        }))
+    }
+
+    /// Budgets read from `view` (the pipeline's own, on a node without
+    /// Redis) with metadata from `metadata`.
+    pub fn new(metadata: MetadataStore, view: BudgetView) -> Budgets {
+        Budgets { metadata, view }
     }
 
     /// Sets `tenant`'s monthly budget: in its metadata (what enrich hands
@@ -55,23 +67,14 @@ impl Budgets {
         nanos: i128,
         text: &str,
     ) -> Result<(), QueryError> {
-        let meta_key = format!("{}{tenant}", somaflow_operators::enrich::TENANT_KEY_PREFIX);
-        let ledger_key = somaflow_operators::budget::ledger_key(tenant, month);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(&meta_key, "monthly_budget_usd", text)
-            .ignore();
-        if nanos > 0 {
-            pipe.hset(&ledger_key, "budget", nanos.to_string()).ignore();
-        } else {
-            pipe.hdel(&ledger_key, "budget").ignore();
-        }
-        self.link
-            .run(NODE, move |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
+        self.metadata
+            .set_monthly_budget(NODE, tenant, text)
             .await
-            .map_err(redis_error)
+            .map_err(metadata_error)?;
+        self.view
+            .set_budget(tenant, month, Some(nanos))
+            .await
+            .map_err(ledger_error)
     }
 
     /// The tenant's budget, spend and status in `month` (`YYYY-MM`).
@@ -87,7 +90,7 @@ impl Budgets {
     }
 
     /// The tenant-month's ledger state and the tenant's metadata budget
-    /// (`None` = no metadata hash; `Some(None)` = a hash without a budget).
+    /// (`None` = no metadata; `Some(None)` = metadata without a budget).
     async fn read(
         &self,
         tenant: &str,
@@ -95,14 +98,32 @@ impl Budgets {
     ) -> Result<(LedgerState, Option<Option<i128>>), QueryError> {
         let (ledger, meta) = tokio::join!(
             self.view.read(tenant, month),
-            read_tenant(&self.link, NODE, tenant)
+            self.metadata.tenant(NODE, tenant)
         );
-        let ledger = ledger.map_err(|e| match e {
-            LedgerError::Redis(e) => redis_error(e),
-            e @ LedgerError::Answer(_) => QueryError::Internal(e.to_string()),
-        })?;
-        let meta = meta.map_err(redis_error)?;
+        let ledger = ledger.map_err(ledger_error)?;
+        let meta = meta.map_err(metadata_error)?;
         Ok((ledger, meta.map(|m| m.monthly_budget_usd)))
+    }
+}
+
+fn ledger_error(e: LedgerError) -> QueryError {
+    match e {
+        LedgerError::Redis(e) => redis_error(e),
+        e @ LedgerError::Answer(_) => QueryError::Internal(e.to_string()),
+    }
+}
+
+fn metadata_error(e: MetadataError) -> QueryError {
+    match e {
+        MetadataError::Redis(e) => redis_error(e),
+        MetadataError::Catalog(CatalogError::Invalid(reason)) => {
+            QueryError::bad_param("invalid_metadata", reason)
+        }
+        e @ MetadataError::UnknownTenant(_) => QueryError::NotFound {
+            code: "unknown_tenant",
+            message: e.to_string(),
+        },
+        e @ MetadataError::Catalog(_) => QueryError::Internal(e.to_string()),
     }
 }
 
@@ -163,8 +184,9 @@ pub fn build_answer(
         return Err(QueryError::NotFound {
             code: "unknown_tenant",
             message: format!(
-                "tenant {tenant:?} has no metadata (Redis hash tenant:{tenant}) and no spend in \
-                 {month}; load tenants with `somaflow tenants import`"
+                "tenant {tenant:?} has no metadata (Redis hash tenant:{tenant}, or a row of the \
+                 tenants file) and no spend in {month}; add it with PUT /v1/tenants/{tenant} \
+                 or `somaflow tenants import`"
             ),
         });
     }

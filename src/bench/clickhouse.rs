@@ -20,7 +20,7 @@ use somaflow_sinks::clickhouse::{TableLayout, clickhouse_table, connect, encode,
 use super::kafka::{clickhouse_cpu, cpu_secs};
 use super::pipeline::{generate, raw_batches};
 use crate::config::Config;
-use crate::node::platform::PlatformIo;
+use crate::node::io::PlatformIo;
 use crate::node::registry::common;
 
 pub struct BenchClickHouseArgs {
@@ -30,7 +30,7 @@ pub struct BenchClickHouseArgs {
 
 /// The node of type `kind`, built by the node registry from `config`.
 fn node(config: &Config, kind: &str) -> anyhow::Result<Node> {
-    common(PlatformIo::Configured)
+    common(PlatformIo::configured())
         .build(&NodeConfig::new(kind, kind, &[]), config)
         .map_err(|e| anyhow::anyhow!("building `{kind}`: {e}"))
 }

@@ -17,7 +17,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 use crate::config::Config;
 use crate::generator::{Generator, GeneratorConfig};
 use crate::node::EmbeddedNode;
-use crate::node::platform::PlatformIo;
+use crate::node::io::PlatformIo;
 use crate::node::registry::common;
 
 pub struct BenchArgs {
@@ -66,7 +66,7 @@ fn rate(n: usize, d: Duration) -> String {
 async fn operators_alone(records: &[Bytes], dir: &Path) -> anyhow::Result<()> {
     let batches = raw_batches(records, 8192, chrono::Utc::now().timestamp_micros())?;
     let config = bench_config(&dir.join("operators"))?;
-    let types = common(PlatformIo::Configured);
+    let types = common(PlatformIo::configured());
     let build = |kind: &str| {
         types
             .build(&NodeConfig::new(kind, kind, &[]), &config)
@@ -170,8 +170,8 @@ async fn pipeline_from_log(records: &[Bytes], dir: &Path) -> anyhow::Result<()> 
     let append = t.elapsed();
     let end = log.end_offset() as i64;
     let t = Instant::now();
-    let pipeline =
-        somaflow_pipeline::runtime::start(&config, &crate::node::registry(log.clone())).await?;
+    let types = crate::node::registry(log.clone(), PlatformIo::configured());
+    let pipeline = somaflow_pipeline::runtime::start(&config, &types).await?;
     let m = somaflow_pipeline::metrics::metrics();
     while m.log_read_offset.get() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -82,7 +82,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
 
     let status = Arc::new(PipelineStatus::default());
     let ingest = Ingest::Kafka(KafkaIngest::new(kafka, health)?);
-    let server = start_http(config, ingest, status.clone()).await?;
+    let server = start_http(config, ingest, status.clone(), None).await?;
     let addr = server.addr;
     info!(%addr, %worker, mode = ?config.cluster.mode, "somaflow cluster worker is listening");
 

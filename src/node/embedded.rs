@@ -1,17 +1,21 @@
 //! An embedded somaflow node: durable log, pipeline and HTTP server in one
-//! process, started and stopped in the right order.
+//! process, with the parts both use (metadata, budget ledger, agent pools'
+//! queues, see `super::io`), started and stopped in the right order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use somaflow_api::HttpServer;
 use somaflow_api::ingest::Ingest;
 use somaflow_pipeline::log::DurableLog;
 use somaflow_pipeline::runtime::{PipelineStatus, RunningPipeline, start};
+use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::http::start_http;
+use super::io::SharedParts;
 use super::registry::registry;
 use crate::config::Config;
 
@@ -19,8 +23,11 @@ pub struct EmbeddedNode {
     pub addr: SocketAddr,
     pub log: DurableLog,
     pub status: Arc<PipelineStatus>,
+    pub parts: Arc<SharedParts>,
     pipeline: RunningPipeline,
     server: HttpServer,
+    /// Idle ticks of the log (`pipeline.idle_timeout_ms`).
+    ticks: Option<JoinHandle<()>>,
 }
 
 impl EmbeddedNode {
@@ -29,18 +36,29 @@ impl EmbeddedNode {
         let log = DurableLog::open(&log_dir, config.log.segment_bytes)
             .with_context(|| format!("opening the embedded log in {}", log_dir.display()))?;
         super::clickhouse::prepare(config).await?;
-        let pipeline = start(config, &registry(log.clone()))
+        let parts = Arc::new(SharedParts::embedded(config)?);
+        let pipeline = start(config, &registry(log.clone(), parts.platform_io()))
             .await
             .context("starting the pipeline")?;
-        let server = start_http(config, Ingest::Log(log.clone()), pipeline.status.clone()).await?;
+        let server = start_http(
+            config,
+            Ingest::Log(log.clone()),
+            pipeline.status.clone(),
+            Some(&parts),
+        )
+        .await?;
+        let ticks = (config.pipeline.idle_timeout_ms > 0)
+            .then(|| log.spawn_idle_ticks(Duration::from_millis(config.pipeline.idle_timeout_ms)));
         let addr = server.addr;
         info!(%addr, "somaflow is listening");
         Ok(EmbeddedNode {
             addr,
             log,
             status: pipeline.status.clone(),
+            parts,
             pipeline,
             server,
+            ticks,
         })
     }
 
@@ -52,6 +70,9 @@ impl EmbeddedNode {
             .stop()
             .await
             .context("stopping the HTTP server")?;
+        if let Some(ticks) = &self.ticks {
+            ticks.abort();
+        }
         self.pipeline
             .stop()
             .await

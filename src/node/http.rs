@@ -4,12 +4,15 @@
 //! `somaflow_api`'s server on `server.listen`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use somaflow_api::access::Access;
 use somaflow_api::ingest::Ingest;
 use somaflow_api::{AppState, HttpServer};
 use somaflow_operators::accounting::PriceTable;
+use somaflow_operators::enrich::MetadataStore;
+use somaflow_operators::redis::RedisLink;
 use somaflow_pipeline::runtime::PipelineStatus;
 use somaflow_sinks::clickhouse::ClickHouseHealth;
 use somaflow_sql::LakeSql;
@@ -17,14 +20,18 @@ use somaflow_sql::budgets::Budgets;
 use somaflow_sql::store::Stores;
 use somaflow_sql::store::cache::AnswerCache;
 
+use super::io::SharedParts;
 use crate::config::Config;
 
 /// Starts serving the API of a node whose events go to `ingest` and whose
-/// pipeline reports to `pipeline`.
+/// pipeline reports to `pipeline`. `parts`: what the node's pipeline
+/// shares with it (an embedded node); without them (a cluster worker) the
+/// API reaches metadata and budgets through Redis, when configured.
 pub async fn start_http(
     config: &Config,
     ingest: Ingest,
     pipeline: Arc<PipelineStatus>,
+    parts: Option<&SharedParts>,
 ) -> anyhow::Result<HttpServer> {
     let lake_url = config.lake_url();
     let sql = Arc::new(
@@ -33,6 +40,24 @@ pub async fn start_http(
             .with_context(|| format!("opening the lake at {lake_url}"))?,
     );
     let writes_clickhouse = config.writes_clickhouse();
+    let (budgets, metadata) = match parts {
+        Some(p) => (
+            Some(Budgets::new(p.metadata.clone(), p.budgets.clone())),
+            Some(p.metadata.clone()),
+        ),
+        None => {
+            let budgets =
+                Budgets::connect(&config.redis, &config.budget).context("the [redis] url")?;
+            let metadata = match &config.redis.url {
+                Some(url) => Some(MetadataStore::Redis(
+                    RedisLink::new(url, Duration::from_millis(config.redis.timeout_ms))
+                        .context("redis.url")?,
+                )),
+                None => None,
+            };
+            (budgets, metadata)
+        }
+    };
     let stores = Stores::new(
         sql.clone(),
         config.sql.limits(),
@@ -48,7 +73,9 @@ pub async fn start_http(
         time_bounds: config.time_bounds(),
         body_limit: config.server.body_limit_bytes,
         clickhouse: writes_clickhouse.then(|| ClickHouseHealth::spawn(&config.clickhouse)),
-        budgets: Budgets::connect(&config.redis, &config.budget).context("the [redis] url")?,
+        budgets,
+        metadata,
+        queues: parts.and_then(|p| p.queues.clone()),
         prices: load_prices(config)?,
         access: Access::from_config(&config.auth),
     };

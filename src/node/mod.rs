@@ -8,6 +8,7 @@ pub mod clickhouse;
 pub mod cluster;
 pub mod embedded;
 pub mod http;
+pub mod io;
 pub mod platform;
 pub mod registry;
 

@@ -1,11 +1,10 @@
 //! The platform operators as node types (`enrich`, `policy`, `accounting`,
 //! `window`, `budget`, `dispatch`), built from config. One pipeline's nodes
 //! share one Redis link and one budget view, made when the first node
-//! needs them. Their outside parts (Redis, the agent pools' Kafka topics)
-//! come from [`PlatformIo`], so `somaflow bench-chain` builds the very same
-//! operators without I/O.
+//! needs them. Their outside parts (metadata, the budget ledger, the agent
+//! pools) come from [`PlatformIo`] (`super::io`), so an embedded node and
+//! `somaflow bench-chain` build the very same operators.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,23 +18,8 @@ use somaflow_operators::window::UsageWindow;
 use somaflow_pipeline::runtime::{Node, NodeError, Registry};
 use somaflow_sources::kafka::idempotent_producer;
 
+use super::io::{EnrichSource, PlatformIo};
 use crate::config::Config;
-
-/// Where the platform operators' outside parts come from.
-pub enum PlatformIo {
-    /// As configured: Redis when `[redis]` has a url (else metadata is
-    /// absent and budgets are counted in this process), dispatch to the
-    /// agent pools' Kafka topics.
-    Configured,
-    /// In this process, no I/O: enrich answers from `tenants` and
-    /// `capsules`, budgets are counted locally, dispatch hands its steps
-    /// to `queue`.
-    InProcess {
-        tenants: Vec<(String, HashMap<String, String>)>,
-        capsules: Vec<(String, HashMap<String, String>)>,
-        queue: Arc<dyn AgentQueue>,
-    },
-}
 
 /// What the platform nodes of one pipeline share.
 struct Shared {
@@ -49,12 +33,12 @@ impl Shared {
         if let Some(link) = self.redis.get() {
             return Ok(link.clone());
         }
-        let link = match (&self.io, &config.redis.url) {
-            (PlatformIo::Configured, Some(url)) => Some(RedisLink::new(
+        let link = match &config.redis.url {
+            Some(url) => Some(RedisLink::new(
                 url,
                 Duration::from_millis(config.redis.timeout_ms),
             )?),
-            _ => None,
+            None => None,
         };
         Ok(self.redis.get_or_init(|| link).clone())
     }
@@ -63,14 +47,15 @@ impl Shared {
         if let Some(view) = self.budgets.get() {
             return Ok(view.clone());
         }
+        if let Some(view) = &self.io.budgets {
+            return Ok(self.budgets.get_or_init(|| view.clone()).clone());
+        }
         let ledger: Arc<dyn SpendLedger> = match self.redis(config)? {
             Some(link) => Arc::new(RedisLedger::new(node, link)),
             None => {
-                if matches!(self.io, PlatformIo::Configured) {
-                    tracing::warn!(
-                        "no [redis] url: budgets are counted in this process only, not shared across workers"
-                    );
-                }
+                tracing::warn!(
+                    "no [redis] url: budgets are counted in this process only, not shared across workers"
+                );
                 Arc::new(LocalLedger::default())
             }
         };
@@ -83,11 +68,12 @@ impl Shared {
     }
 
     fn enrich(&self, node: &str, config: &Config) -> Result<Enrich, NodeError> {
-        Ok(match &self.io {
-            PlatformIo::InProcess {
-                tenants, capsules, ..
-            } => Enrich::preloaded(node, tenants, capsules),
-            PlatformIo::Configured => Enrich::new(
+        Ok(match &self.io.enrich {
+            EnrichSource::Preloaded { tenants, capsules } => {
+                Enrich::preloaded(node, tenants, capsules)
+            }
+            EnrichSource::Catalog(catalog) => Enrich::from_catalog(node, catalog.clone()),
+            EnrichSource::Configured => Enrich::new(
                 node,
                 self.redis(config)?,
                 Duration::from_secs(config.enrich.ttl_secs),
@@ -96,9 +82,9 @@ impl Shared {
     }
 
     fn agent_queue(&self, config: &Config) -> Result<Arc<dyn AgentQueue>, NodeError> {
-        Ok(match &self.io {
-            PlatformIo::InProcess { queue, .. } => queue.clone(),
-            PlatformIo::Configured => Arc::new(KafkaAgentQueue::new(
+        Ok(match &self.io.agent_queue {
+            Some(queue) => queue.clone(),
+            None => Arc::new(KafkaAgentQueue::new(
                 idempotent_producer(&config.kafka)?,
                 &config.dispatch.topic_prefix,
             )),

@@ -18,7 +18,8 @@ use somaflow_sources::kafka::{FeedConsumer, KafkaSource, PartitionBatch, idempot
 use somaflow_sources::local_log::LocalLogSource;
 use tokio::sync::mpsc;
 
-use super::platform::{self, PlatformIo};
+use super::io::PlatformIo;
+use super::platform;
 use crate::config::Config;
 
 /// The node types of a pipeline's configuration.
@@ -64,9 +65,10 @@ pub fn common(io: PlatformIo) -> NodeTypes {
     r
 }
 
-/// An embedded node's types: `local_log` plus the common ones.
-pub fn registry(log: DurableLog) -> NodeTypes {
-    let mut r = common(PlatformIo::Configured);
+/// An embedded node's types: `local_log` plus the common ones, the
+/// platform operators' outside parts from `io`.
+pub fn registry(log: DurableLog, io: PlatformIo) -> NodeTypes {
+    let mut r = common(io);
     // Log retention follows the one reader's checkpoints; a second reader
     // would see segments deleted under it.
     let taken = AtomicBool::new(false);
@@ -92,7 +94,7 @@ pub fn cluster_registry(
     consumer: Arc<FeedConsumer>,
     owned: BTreeSet<String>,
 ) -> NodeTypes {
-    let mut r = common(PlatformIo::Configured);
+    let mut r = common(PlatformIo::configured());
     let inbox = Mutex::new(Some(inbox));
     r.register("kafka", move |_, _| {
         let inbox = inbox

@@ -7,27 +7,15 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::support::{ApiWorker, cloud_event_at, list_prices, nanos, post_ndjson_as, token};
+use crate::support::{
+    ApiWorker, cents, cloud_event_at, divide_half_even, list_prices, nanos, post_ndjson_as, token,
+};
 
 const MODELS: [(&str, &str); 3] = [
     ("gpt-4o", "openai"),
     ("gpt-4o-mini", "openai"),
     ("claude-sonnet-4", "anthropic"),
 ];
-
-/// Half to even, as an invoice rounds a line: `value / divisor`.
-fn divide_half_even(value: i128, divisor: i128) -> i128 {
-    let (q, r) = (value.div_euclid(divisor), value.rem_euclid(divisor));
-    match (2 * r).cmp(&divisor) {
-        std::cmp::Ordering::Less => q,
-        std::cmp::Ordering::Greater => q + 1,
-        std::cmp::Ordering::Equal => q + (q & 1),
-    }
-}
-
-fn cents(nanos: i128) -> i128 {
-    divide_half_even(nanos, 10_000_000)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {

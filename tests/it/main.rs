@@ -6,6 +6,7 @@ mod bad_input;
 mod clickhouse;
 mod cluster;
 mod crash;
+mod embedded;
 mod endpoints;
 mod enrich;
 mod forecasts;

@@ -12,16 +12,19 @@ pub enum Scope {
     BillingRead,
     BillingAdmin,
     SqlRead,
+    /// An agent pool taking its steps (`/v1/dispatch/{pool}`).
+    DispatchConsume,
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::EventsWrite,
         Scope::UsageRead,
         Scope::BillingRead,
         Scope::BillingAdmin,
         Scope::SqlRead,
+        Scope::DispatchConsume,
         Scope::Admin,
     ];
 
@@ -32,6 +35,7 @@ impl Scope {
             Scope::BillingRead => "billing:read",
             Scope::BillingAdmin => "billing:admin",
             Scope::SqlRead => "sql:read",
+            Scope::DispatchConsume => "dispatch:consume",
             Scope::Admin => "admin",
         }
     }

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use serde::Serialize;
 use somaflow_pipeline::events::{BodyFormat, TimeBounds, parse_event, split_body};
+use somaflow_pipeline::log::is_idle_tick;
 use somaflow_pipeline::metrics::metrics;
 
 use super::store::{Checked, Ingest, IngestError};
@@ -49,6 +50,15 @@ pub async fn ingest_body(
     let mut rejected = Vec::new();
     let mut checked = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
+        if is_idle_tick(record) {
+            // The log's own control record: refused, and not stored, where
+            // it would read as one.
+            rejected.push(Rejection {
+                index,
+                error: "malformed JSON: a record may not start with a NUL byte".into(),
+            });
+            continue;
+        }
         let verdict = match parse_event(record, ingest_time_us, time_bounds) {
             Ok(event) => Ok((event.kind, event.tenant_id.into_owned())),
             Err(e) => {

@@ -66,6 +66,14 @@ pub trait SpendLedger: Send + Sync {
     ) -> Result<Vec<LedgerState>, LedgerError>;
     /// Reads tenant-months without changing them.
     async fn read(&self, keys: &[(String, String)]) -> Result<Vec<LedgerState>, LedgerError>;
+    /// Sets a tenant-month's budget at once (`None` or 0 removes it); the
+    /// next push checks the thresholds against it.
+    async fn set_budget(
+        &self,
+        tenant: &str,
+        month: &str,
+        budget_nanos: Option<i128>,
+    ) -> Result<(), LedgerError>;
 }
 
 pub fn ledger_key(tenant: &str, month: &str) -> String {
@@ -220,6 +228,27 @@ impl SpendLedger for RedisLedger {
             .await?;
         answers.into_iter().map(parse_state).collect()
     }
+
+    async fn set_budget(
+        &self,
+        tenant: &str,
+        month: &str,
+        budget_nanos: Option<i128>,
+    ) -> Result<(), LedgerError> {
+        let key = ledger_key(tenant, month);
+        let budget = budget_nanos.filter(|b| *b > 0);
+        self.link
+            .run(&self.node, move |mut c| async move {
+                let mut pipe = redis::pipe();
+                match budget {
+                    Some(b) => pipe.hset(&key, "budget", b.to_string()).ignore(),
+                    None => pipe.hdel(&key, "budget").ignore(),
+                };
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await?;
+        Ok(())
+    }
 }
 
 /// The ledger of a single process (no Redis configured): the same rules,
@@ -282,6 +311,20 @@ impl SpendLedger for LocalLedger {
             .iter()
             .map(|k| months.get(k).map(|m| m.state.clone()).unwrap_or_default())
             .collect())
+    }
+
+    async fn set_budget(
+        &self,
+        tenant: &str,
+        month: &str,
+        budget_nanos: Option<i128>,
+    ) -> Result<(), LedgerError> {
+        let mut months = self.months.lock().unwrap_or_else(|p| p.into_inner());
+        let m = months
+            .entry((tenant.to_string(), month.to_string()))
+            .or_default();
+        m.state.budget_nanos = budget_nanos.filter(|b| *b > 0);
+        Ok(())
     }
 }
 

@@ -84,6 +84,23 @@ impl BudgetView {
             .collect()
     }
 
+    /// Sets a tenant-month's budget in the ledger (see
+    /// [`SpendLedger::set_budget`]) and forgets the cached answer.
+    pub async fn set_budget(
+        &self,
+        tenant: &str,
+        month: &str,
+        budget_nanos: Option<i128>,
+    ) -> Result<(), LedgerError> {
+        self.ledger.set_budget(tenant, month, budget_nanos).await?;
+        let key = (tenant.to_string(), month.to_string());
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        Ok(())
+    }
+
     /// A tenant-month's state, read from the ledger.
     pub async fn read(&self, tenant: &str, month: &str) -> Result<LedgerState, LedgerError> {
         let keys = [(tenant.to_string(), month.to_string())];

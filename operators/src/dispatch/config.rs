@@ -14,6 +14,9 @@ pub struct DispatchConfig {
     pub burst: u32,
     /// Agent pools whose topics `somaflow topics create` makes.
     pub pools: Vec<String>,
+    /// Without a broker: how long a pool's queue keeps records every
+    /// consumer group has committed past (seconds).
+    pub queue_retention_secs: u64,
 }
 
 impl Default for DispatchConfig {
@@ -25,6 +28,7 @@ impl Default for DispatchConfig {
             pools: ["general", "coding", "research", "browser", "data"]
                 .map(String::from)
                 .to_vec(),
+            queue_retention_secs: 86_400,
         }
     }
 }

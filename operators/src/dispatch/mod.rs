@@ -1,6 +1,8 @@
 //! The `dispatch` operator: workflow steps with status `queued` are sent to
-//! the Kafka topic of their agent pool (`dispatch.topic_prefix` + pool),
-//! keyed by run so a run's steps stay in order, carrying the event id so
+//! their agent pool: its Kafka topic (`dispatch.topic_prefix` + pool, keyed
+//! by run so a run's steps stay in order), or on a node without a broker
+//! its queue in the embedded log (one ordered queue per pool), each message
+//! carrying the event id so
 //! agents can drop a step they already took (a replay after a crash may
 //! send it again: at-least-once, deduplicated by the receiver). A step is
 //! refused, with a `policy_decisions` row saying why, when its tenant is
@@ -30,7 +32,7 @@ use crate::columns::{Columns, opt_str};
 use refusals::Refusals;
 
 pub use config::DispatchConfig;
-pub use queue::{AgentQueue, DispatchError, KafkaAgentQueue, StepMessage};
+pub use queue::{AgentQueue, DispatchError, KafkaAgentQueue, LogAgentQueue, StepMessage, step_key};
 
 /// The output refusals go to (rows of `policy_decisions`).
 pub const REFUSALS: &str = "decisions";

@@ -1,5 +1,7 @@
-//! Where dispatched steps go: the agent pools' Kafka topics.
+//! Where dispatched steps go: the agent pools' Kafka topics, or, on a
+//! node without a broker, the pools' queues in the embedded log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -7,6 +9,7 @@ use futures::future::try_join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
+use somaflow_pipeline::log::Queues;
 
 use crate::columns::{ColumnError, Columns, opt_str};
 
@@ -107,4 +110,64 @@ impl AgentQueue for KafkaAgentQueue {
         });
         try_join_all(sends).await.map(|_| ())
     }
+}
+
+/// Agent pools as queues of the embedded log (one per pool, named as the
+/// pool): the same message, durable once `send` returns, in the order sent,
+/// each step once (a step whose event id is queued already is not queued
+/// again: see [`step_key`]).
+pub struct LogAgentQueue {
+    queues: Arc<Queues>,
+}
+
+impl LogAgentQueue {
+    pub fn new(queues: Arc<Queues>) -> Self {
+        Self { queues }
+    }
+}
+
+#[async_trait]
+impl AgentQueue for LogAgentQueue {
+    async fn send(&self, messages: Vec<StepMessage>) -> Result<(), DispatchError> {
+        // One append per pool, in the order of the batch.
+        let mut pools: Vec<(&str, Vec<bytes::Bytes>)> = Vec::new();
+        for m in &messages {
+            let payload = serde_json::to_vec(m).map_err(|e| DispatchError::Send {
+                event_id: m.event_id.clone(),
+                topic: m.agent_pool.clone(),
+                reason: e.to_string(),
+            })?;
+            match pools.iter_mut().find(|(p, _)| *p == m.agent_pool) {
+                Some((_, payloads)) => payloads.push(payload.into()),
+                None => pools.push((&m.agent_pool, vec![payload.into()])),
+            }
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        for (pool, payloads) in pools {
+            let first = messages
+                .iter()
+                .find(|m| m.agent_pool == pool)
+                .map_or(String::new(), |m| m.event_id.clone());
+            self.queues
+                .append_new(pool, now, payloads)
+                .await
+                .map_err(|e| DispatchError::Send {
+                    event_id: first,
+                    topic: pool.to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A queued step's key for [`Queues::append_new`]: its event id.
+pub fn step_key(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        event_id: String,
+    }
+    serde_json::from_slice::<Key>(payload)
+        .ok()
+        .map(|k| k.event_id)
 }

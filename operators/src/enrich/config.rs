@@ -1,4 +1,7 @@
-//! `[enrich]`: how long tenant and capsule metadata is cached.
+//! `[enrich]`: how long Redis metadata is cached, and the metadata files a
+//! node without Redis reads instead.
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::config::ConfigError;
@@ -8,11 +11,21 @@ use somaflow_pipeline::config::ConfigError;
 pub struct EnrichConfig {
     /// How long a cached tenant or capsule entry is used before it is re-read.
     pub ttl_secs: u64,
+    /// Without `[redis] url`: the tenants file (`tenant_id,plan,region,
+    /// monthly_budget_usd`), re-read when it changes and rewritten by
+    /// `PUT /v1/tenants/{id}`.
+    pub tenants: PathBuf,
+    /// Without `[redis] url`: the capsules file (`capsule_id,author_id,price_usd`).
+    pub capsules: PathBuf,
 }
 
 impl Default for EnrichConfig {
     fn default() -> Self {
-        Self { ttl_secs: 60 }
+        Self {
+            ttl_secs: 60,
+            tenants: PathBuf::from("config/tenants.csv"),
+            capsules: PathBuf::from("config/capsules.csv"),
+        }
     }
 }
 

@@ -59,6 +59,73 @@ pub struct CsvKind {
     check: fn(&[&str]) -> Result<(), String>,
 }
 
+impl CsvKind {
+    /// The column names, id first.
+    pub fn header(&self) -> &'static [&'static str] {
+        self.header
+    }
+
+    /// Checks one row (id first, in header order) as a line of the file is.
+    pub fn check_row(&self, fields: &[&str]) -> Result<(), String> {
+        if fields.len() != self.header.len() {
+            return Err(format!(
+                "expected {} fields ({}), found {}",
+                self.header.len(),
+                self.header.join(","),
+                fields.len()
+            ));
+        }
+        if let Some(field) = fields.iter().find(|f| f.contains([',', '"', '\n', '\r'])) {
+            return Err(format!(
+                "{field:?} may not contain a comma, a quote or a line break"
+            ));
+        }
+        (self.check)(fields)
+    }
+
+    /// The record of a checked row.
+    pub fn record(&self, fields: &[&str]) -> Record {
+        Record {
+            key: format!("{}{}", self.prefix, fields[0]),
+            fields: self.header[1..]
+                .iter()
+                .zip(&fields[1..])
+                .map(|(name, value)| (*name, value.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The id of one of this kind's records (its key without the prefix).
+    pub fn id<'r>(&self, record: &'r Record) -> &'r str {
+        record.key.strip_prefix(self.prefix).unwrap_or(&record.key)
+    }
+
+    /// A whole file of `records`, header first, as [`parse_csv`] reads it.
+    pub fn render(&self, records: &[Record]) -> String {
+        let mut text = self.header.join(",");
+        text.push('\n');
+        for r in records {
+            text.push_str(self.id(r));
+            for (_, value) in &r.fields {
+                text.push(',');
+                text.push_str(value);
+            }
+            text.push('\n');
+        }
+        text
+    }
+}
+
+impl Record {
+    /// The fields as the Redis hash `somaflow tenants import` writes.
+    pub fn hash(&self) -> HashMap<String, String> {
+        self.fields
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect()
+    }
+}
+
 pub const TENANTS: CsvKind = CsvKind {
     header: &TENANT_HEADER,
     prefix: TENANT_KEY_PREFIX,
@@ -153,7 +220,7 @@ pub fn parse_csv(text: &str, kind: &CsvKind) -> Result<Vec<Record>, Vec<LineErro
             )));
             continue;
         }
-        if let Err(reason) = (kind.check)(&fields) {
+        if let Err(reason) = kind.check_row(&fields) {
             errors.push(bad(reason));
             continue;
         }
@@ -164,14 +231,7 @@ pub fn parse_csv(text: &str, kind: &CsvKind) -> Result<Vec<Record>, Vec<LineErro
             )));
             continue;
         }
-        records.push(Record {
-            key: format!("{}{}", kind.prefix, fields[0]),
-            fields: kind.header[1..]
-                .iter()
-                .zip(&fields[1..])
-                .map(|(name, value)| (*name, value.to_string()))
-                .collect(),
-        });
+        records.push(kind.record(&fields));
     }
     if errors.is_empty() {
         Ok(records)
@@ -312,6 +372,17 @@ t9,pro,us,0.0000000001
         assert!(reason(9).contains("quoted"));
         assert!(reason(10).contains("already defined on line 2"));
         assert!(reason(11).contains("9 decimal places"));
+    }
+
+    #[test]
+    fn a_rendered_file_reads_back_the_same() {
+        let text = "tenant_id,plan,region,monthly_budget_usd\nt1,pro,eu,10.5\nt0,free,us,0\n";
+        let records = parse_csv(text, &TENANTS).unwrap();
+        assert_eq!(TENANTS.render(&records), text);
+        assert_eq!(TENANTS.id(&records[1]), "t0");
+        assert_eq!(records[0].hash()["region"], "eu");
+        let e = TENANTS.check_row(&["t2", "pro", "eu,us", "1"]).unwrap_err();
+        assert!(e.contains("comma"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use somaflow_pipeline::metrics::{OutcomeLabels, metrics, outcome};
 use tracing::Instrument;
 
 use super::cache::{Cache, Cached, Value};
+use super::catalog::MetadataCatalog;
 use super::fetch::hgetall_many;
 use super::meta::{CapsuleMeta, Metadata, TenantMeta, parse};
 use crate::redis::{RedisLink, RedisLinkError};
@@ -263,6 +264,9 @@ enum Source {
     /// Given once at construction, held in the cache for good; an id not
     /// given is absent.
     Preloaded,
+    /// Read from the metadata files on every batch (no cache: the catalog
+    /// is in process, and a change must show at once).
+    Catalog(Arc<MetadataCatalog>),
 }
 
 /// Metadata given in process, as `(id, hash fields)`: what the Redis hash
@@ -296,6 +300,11 @@ impl Lookup {
         lookup
     }
 
+    /// A lookup answering from the metadata files' catalog.
+    pub(crate) fn catalog(node: &str, catalog: Arc<MetadataCatalog>) -> Self {
+        Self::with_source(node, Source::Catalog(catalog), Duration::MAX)
+    }
+
     fn with_source(node: &str, source: Source, ttl: Duration) -> Self {
         Self {
             node: node.to_string(),
@@ -326,6 +335,32 @@ impl Lookup {
                 outcomes: o,
             };
         }
+        if let Source::Catalog(catalog) = &self.source {
+            let mut o = Outcomes::default();
+            let mut count = |found: bool| {
+                if found {
+                    o.hit += 1;
+                } else {
+                    o.absent += 1;
+                }
+            };
+            let tenants: Vec<Value<TenantMeta>> = tenant_ids
+                .iter()
+                .map(|id| catalog.tenant(id))
+                .inspect(|v| count(v.is_some()))
+                .collect();
+            let capsules: Vec<Value<CapsuleMeta>> = capsule_ids
+                .iter()
+                .map(|id| catalog.capsule(id))
+                .inspect(|v| count(v.is_some()))
+                .collect();
+            self.counters.record(&o);
+            return Resolved {
+                tenants,
+                capsules,
+                outcomes: o,
+            };
+        }
         let now = Instant::now();
         let mut o = Outcomes::default();
         let mut tenants = Pending::classify(&self.shared.tenants, tenant_ids, now, &mut o);
@@ -341,7 +376,7 @@ impl Lookup {
                 }
             }
             // Nothing to fetch from: an id that was not given has no metadata.
-            Source::Preloaded | Source::None => {
+            Source::Preloaded | Source::None | Source::Catalog(_) => {
                 o.absent += (tenants.missing.len() + capsules.missing.len()) as u64;
             }
         }

@@ -44,12 +44,14 @@
 //! The operator is stateless for checkpoints: the cache is only a cache.
 
 mod cache;
+mod catalog;
 mod columns;
 mod config;
 mod fetch;
 pub mod files;
 mod lookup;
 mod meta;
+mod store;
 
 use std::time::Duration;
 
@@ -64,9 +66,11 @@ use crate::redis::{RedisLink, RedisLinkError};
 use columns::{gather_decimals, gather_strings, index_rows, replace_columns};
 use lookup::Lookup;
 
+pub use catalog::{CatalogError, MetadataCatalog};
 pub use config::EnrichConfig;
 pub use lookup::Hashes;
 pub use meta::TenantMeta;
+pub use store::{MetadataError, MetadataStore};
 
 /// Redis key of a tenant's metadata hash: this prefix and the tenant id.
 pub const TENANT_KEY_PREFIX: &str = "tenant:";
@@ -122,6 +126,15 @@ impl Enrich {
         Enrich {
             node: node.to_string(),
             lookup: Lookup::new(node, redis, ttl),
+        }
+    }
+
+    /// An enrich that answers from the metadata files (no Redis), reading
+    /// the catalog on every batch so a change shows at once.
+    pub fn from_catalog(node: &str, catalog: std::sync::Arc<MetadataCatalog>) -> Enrich {
+        Enrich {
+            node: node.to_string(),
+            lookup: Lookup::catalog(node, catalog),
         }
     }
 

@@ -59,6 +59,9 @@ pub struct PipelineConfig {
     pub out_of_orderness_ms: u64,
     pub max_event_age_days: u64,
     pub max_future_secs: u64,
+    /// After this long without a new record, the embedded log gets an idle
+    /// tick and windows before (clock − out_of_orderness) close; 0: never.
+    pub idle_timeout_ms: u64,
     /// The graph; empty means the default graph.
     pub nodes: Vec<NodeConfig>,
 }
@@ -71,6 +74,7 @@ impl Default for PipelineConfig {
             out_of_orderness_ms: 5_000,
             max_event_age_days: 35,
             max_future_secs: 3_600,
+            idle_timeout_ms: 5_000,
             nodes: Vec::new(),
         }
     }

@@ -6,6 +6,8 @@
 //! The HTTP ingest of an embedded node appends to it; the `local_log`
 //! source (`sources/src/local_log/`) reads it.
 
+mod idle;
+mod queues;
 mod reader;
 mod segment;
 mod shared;
@@ -17,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, require_positive};
 
+pub use idle::{IDLE_TICK, is_idle_tick};
+pub use queues::{Fetched, QueueError, QueueRecord, Queues};
 pub use reader::LogReader;
 pub use segment::{LogRecord, MAX_PAYLOAD_BYTES};
 pub use writer::DurableLog;

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -145,6 +145,16 @@ impl DurableLog {
     /// Deletes segments whose records all lie below `offset` (never the
     /// newest segment). Returns how many were deleted.
     pub fn delete_below(&self, offset: u64) -> Result<usize, LogError> {
+        self.delete_below_written_before(offset, SystemTime::now() + Duration::from_secs(3_600))
+    }
+
+    /// As [`Self::delete_below`], but only segments last written before
+    /// `cutoff` (a retention period), oldest first.
+    pub fn delete_below_written_before(
+        &self,
+        offset: u64,
+        cutoff: SystemTime,
+    ) -> Result<usize, LogError> {
         let mut segments = self
             .shared
             .segments
@@ -153,6 +163,12 @@ impl DurableLog {
         let mut deleted = 0;
         while segments.len() > 1 && segments[1] <= offset {
             let path = segment_path(&self.shared.dir, segments[0]);
+            let written = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|e| LogError::io(&path, e))?;
+            if written >= cutoff {
+                break;
+            }
             std::fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
             segments.remove(0);
             deleted += 1;

@@ -34,6 +34,8 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use somaflow_operators::budget::{BudgetView, LocalLedger};
+use somaflow_operators::dispatch::AgentQueue;
 use somaflow_operators::enrich::files::read_metadata;
 use somaflow_operators::policy::PolicyRules;
 use somaflow_operators::window::window_start;
@@ -43,7 +45,7 @@ use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 use super::pipeline::raw_batch;
 use crate::config::Config;
 use crate::generator::{Generator, GeneratorConfig};
-use crate::node::platform::PlatformIo;
+use crate::node::io::{EnrichSource, PlatformIo};
 use crate::node::registry::common;
 use driver::{Chain, CountingQueue, Stage, Tally};
 use report::{Measured, report, thread_cpu};
@@ -138,10 +140,15 @@ fn build_chain(
     queue: Arc<CountingQueue>,
 ) -> anyhow::Result<Chain> {
     let (tenants, capsules) = read_metadata(&args.tenants, &args.capsules)?;
-    let types = common(PlatformIo::InProcess {
-        tenants,
-        capsules,
-        queue,
+    let budgets = BudgetView::new(
+        Arc::new(LocalLedger::default()),
+        config.budget.soft_percent,
+        std::time::Duration::from_millis(config.budget.status_refresh_ms),
+    );
+    let types = common(PlatformIo {
+        enrich: EnrichSource::Preloaded { tenants, capsules },
+        budgets: Some(budgets),
+        agent_queue: Some(queue as Arc<dyn AgentQueue>),
     });
     let mut stages = Vec::with_capacity(CHAIN.len());
     for kind in CHAIN {

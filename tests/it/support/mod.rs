@@ -5,6 +5,7 @@
 
 mod auth;
 mod clickhouse;
+mod embedded;
 mod kafka;
 mod lake;
 mod money;
@@ -13,6 +14,7 @@ mod redis;
 
 pub use auth::*;
 pub use clickhouse::*;
+pub use embedded::*;
 pub use kafka::*;
 pub use lake::*;
 pub use money::*;

@@ -70,3 +70,17 @@ pub fn list_prices() -> BTreeMap<String, [i128; 4]> {
     }
     prices
 }
+
+/// Half to even, as an invoice rounds a line: `value / divisor`.
+pub fn divide_half_even(value: i128, divisor: i128) -> i128 {
+    let (q, r) = (value.div_euclid(divisor), value.rem_euclid(divisor));
+    match (2 * r).cmp(&divisor) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+pub fn cents(nanos: i128) -> i128 {
+    divide_half_even(nanos, 10_000_000)
+}

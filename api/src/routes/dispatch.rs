@@ -1,0 +1,245 @@
+//! The agent pools' queues on a node without a broker, read the way a
+//! Kafka consumer group reads a topic (`dispatch:consume`):
+//!
+//! * `GET /v1/dispatch/{pool}?group=G&max=N&wait=30s`: up to `max` steps
+//!   from the group's position, waiting up to `wait` for the first. A group
+//!   is not handed a step twice while the node runs; after a restart it
+//!   reads again from its committed offset (at least once, in order).
+//! * `POST /v1/dispatch/{pool}/commit` `{"group", "offset"}`: the group is
+//!   done with every step below `offset` (the `next_offset` of a read);
+//!   durable once answered. Steps every group committed past are deleted
+//!   after `dispatch.queue_retention_secs`.
+//!
+//! Each step carries its `event_id`: an agent drops a step whose id it
+//! already took (a replay after a crash may send it again).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use somaflow_pipeline::log::{QueueError, Queues};
+
+use crate::access::Caller;
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const DEFAULT_MAX: usize = 100;
+const MAX_MAX: usize = 10_000;
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FetchParams {
+    /// The consumer group: 1 to 128 letters, digits, `-`, `_` or `.`
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
+    pub group: String,
+    /// Most steps to return, 1 to 10000 (default 100)
+    #[param(minimum = 1, maximum = 10000)]
+    pub max: Option<usize>,
+    /// How long to wait for a first step: `0s` to `60s`, or `ms` (default 0s)
+    #[param(pattern = "^[0-9]{1,6}(ms|s)$")]
+    pub wait: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueuedStep {
+    pub offset: u64,
+    /// When the step was queued (RFC 3339).
+    pub queued_at: String,
+    /// `{event_id, tenant_id, workflow_id, run_id, step_id, step_type, agent_pool, attempt, event_time_us, tenant_plan}`
+    #[schema(value_type = Object)]
+    pub step: Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FetchAnswer {
+    pub pool: String,
+    pub group: String,
+    pub steps: Vec<QueuedStep>,
+    /// Where the group's next read starts: commit it once these are done.
+    pub next_offset: u64,
+    pub committed: u64,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
+    pub group: String,
+    /// The next step to read: every step below it is done.
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CommitAnswer {
+    pub pool: String,
+    pub group: String,
+    pub committed: u64,
+}
+
+fn queues(state: &AppState) -> Result<&Arc<Queues>, ApiError> {
+    state
+        .queues
+        .as_ref()
+        .ok_or_else(|| ApiError::NotConfigured {
+            code: "dispatch_queues_not_configured",
+            message: "this node keeps no agent queues: steps go to the pools' Kafka topics \
+                  (dispatch.topic_prefix + pool), or the graph has no dispatch node"
+                .into(),
+        })
+}
+
+fn queue_error(e: QueueError) -> ApiError {
+    match e {
+        QueueError::UnknownQueue { .. } => ApiError::NotFound {
+            code: "unknown_pool",
+            message: e.to_string(),
+        },
+        QueueError::BadGroup(_) => ApiError::bad_request("invalid_group", e.to_string()),
+        QueueError::BeyondEnd { .. } => ApiError::bad_request("invalid_offset", e.to_string()),
+        e => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// `30s`, `500ms`; at most [`MAX_WAIT`].
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_wait",
+            format!("wait={text:?} is not a duration like 30s or 500ms (at most 60s)"),
+        )
+    };
+    let (number, millis) = match text.strip_suffix("ms") {
+        Some(n) => (n, true),
+        None => (text.strip_suffix('s').ok_or_else(bad)?, false),
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let wait = if millis {
+        Duration::from_millis(n)
+    } else {
+        Duration::from_secs(n)
+    };
+    if wait > MAX_WAIT {
+        return Err(bad());
+    }
+    Ok(wait)
+}
+
+fn pool_of(pool: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    pool.map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request("invalid_pool", e.body_text()))
+}
+
+#[utoipa::path(get, path = "/v1/dispatch/{pool}", tag = "dispatch",
+    params(("pool" = String, Path, description = "An agent pool of dispatch.pools"), FetchParams),
+    responses(
+        (status = 200, description = "The group's next steps", body = FetchAnswer),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such pool", body = crate::error::ErrorBody),
+        (status = 501, description = "The node keeps no agent queues", body = crate::error::ErrorBody)),
+    security(("bearer" = ["dispatch:consume"])))]
+pub async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    pool: Result<Path<String>, PathRejection>,
+    query: Result<Query<FetchParams>, QueryRejection>,
+) -> Result<Json<FetchAnswer>, ApiError> {
+    caller.require(Scope::DispatchConsume)?;
+    let pool = pool_of(pool)?;
+    let Query(p) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let max = p.max.unwrap_or(DEFAULT_MAX);
+    if !(1..=MAX_MAX).contains(&max) {
+        return Err(ApiError::bad_request(
+            "invalid_max",
+            format!("max={max} must be 1 to {MAX_MAX}"),
+        ));
+    }
+    let wait = parse_wait(p.wait.as_deref().unwrap_or("0s"))?;
+    let fetched = queues(&state)?
+        .fetch(&pool, &p.group, max, wait)
+        .await
+        .map_err(queue_error)?;
+    let steps = fetched
+        .records
+        .into_iter()
+        .map(|r| QueuedStep {
+            offset: r.offset,
+            queued_at: chrono::DateTime::from_timestamp_micros(r.ingest_time_us)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            step: serde_json::from_slice(&r.payload).unwrap_or(Value::Null),
+        })
+        .collect();
+    Ok(Json(FetchAnswer {
+        pool,
+        group: p.group,
+        steps,
+        next_offset: fetched.next_offset,
+        committed: fetched.committed,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/dispatch/{pool}/commit", tag = "dispatch",
+    params(("pool" = String, Path, description = "An agent pool of dispatch.pools")),
+    request_body = CommitRequest,
+    responses(
+        (status = 200, description = "The group's committed offset, durable", body = CommitAnswer),
+        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such pool", body = crate::error::ErrorBody),
+        (status = 501, description = "The node keeps no agent queues", body = crate::error::ErrorBody)),
+    security(("bearer" = ["dispatch:consume"])))]
+pub async fn commit(
+    State(state): State<AppState>,
+    caller: Caller,
+    pool: Result<Path<String>, PathRejection>,
+    body: Result<Json<CommitRequest>, JsonRejection>,
+) -> Result<Json<CommitAnswer>, ApiError> {
+    caller.require(Scope::DispatchConsume)?;
+    let pool = pool_of(pool)?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "{}; send {{\"group\": \"agents\", \"offset\": 42}}",
+                e.body_text()
+            ),
+        )
+    })?;
+    // A commit fsyncs a file: off the request threads.
+    let queues = queues(&state)?.clone();
+    let (p, group, offset) = (pool.clone(), req.group.clone(), req.offset);
+    let committed = tokio::task::spawn_blocking(move || queues.commit(&p, &group, offset))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(queue_error)?;
+    Ok(Json(CommitAnswer {
+        pool,
+        group: req.group,
+        committed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_bounded_durations() {
+        assert_eq!(parse_wait("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_wait("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_wait("0s").unwrap(), Duration::ZERO);
+        for bad in ["61s", "1m", "s", "", "-1s", "1.5s"] {
+            assert!(parse_wait(bad).is_err(), "{bad}");
+        }
+    }
+}
