@@ -4,6 +4,7 @@
 mod backpressure;
 mod bad_input;
 mod clickhouse;
+mod cloudevents;
 mod cluster;
 mod crash;
 mod embedded;

@@ -1,8 +1,9 @@
 //! Ingest: where accepted events are stored ([`store`]: the embedded log,
-//! or Kafka on a cluster worker) and how a request's events are checked
-//! and answered ([`accept`]).
+//! or Kafka on a cluster worker), how a request's events are checked and
+//! answered ([`accept`]), and the binary content mode ([`binary`]).
 
 mod accept;
+pub mod binary;
 mod store;
 
 pub use accept::{IngestAnswer, Rejection, ingest_body};

@@ -1,5 +1,6 @@
-//! `POST /v1/events`: CloudEvents in (single, batch, NDJSON), validated per
-//! event, stored (embedded log or Kafka, see [`crate::ingest`]), answered
+//! `POST /v1/events`: CloudEvents in (structured: one event, a batch, or
+//! NDJSON; or one event in binary mode, `ce-*` headers and the data as the
+//! body), validated per event, stored (embedded log or Kafka, see [`crate::ingest`]), answered
 //! only once durable. Refused events are stored too, as dead letters to be,
 //! so the answer and the dead letters always agree.
 
@@ -13,11 +14,21 @@ use somaflow_pipeline::events::BodyFormat;
 use crate::access::Caller;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::ingest::{IngestAnswer, ingest_body};
+use crate::ingest::{IngestAnswer, binary, ingest_body};
 use crate::state::AppState;
 
-const MEDIA_TYPES: &str =
-    "application/cloudevents+json, application/cloudevents-batch+json or application/x-ndjson";
+const MEDIA_TYPES: &str = "application/cloudevents+json, application/cloudevents-batch+json or \
+     application/x-ndjson, or send one event in binary mode (ce-specversion, ce-id, ce-source, ce-type, \
+     ce-time and ce-tenantid headers, the data as the body)";
+
+/// `application/json`: a body of events (our extension) unless `ce-*`
+/// headers make it the data of a binary-mode event.
+fn is_json_only(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
 
 #[utoipa::path(post, path = "/v1/events", tag = "events",
     request_body(content = Object, description = "One CloudEvent (application/cloudevents+json), a batch (application/cloudevents-batch+json) or NDJSON (application/x-ndjson)", content_type = "application/cloudevents+json"),
@@ -50,14 +61,29 @@ pub async fn post_events(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::UnsupportedMediaType(format!("set Content-Type to {MEDIA_TYPES}"))
-        })?;
-    let format = BodyFormat::from_content_type(content_type, &body).ok_or_else(|| {
-        ApiError::UnsupportedMediaType(format!(
-            "Content-Type {content_type:?} is not accepted; use {MEDIA_TYPES}"
-        ))
-    })?;
+        .unwrap_or("");
+    // A CloudEvents format or NDJSON says how the body holds its events;
+    // otherwise `ce-*` headers make it one event in binary mode.
+    let declared = BodyFormat::from_content_type(content_type, &body);
+    let (format, body) = match declared {
+        Some(format) if !is_json_only(content_type) || !binary::is_binary(&headers) => {
+            (format, body)
+        }
+        _ if binary::is_binary(&headers) => (
+            BodyFormat::Single,
+            Bytes::from(binary::structured_record(&headers, &body)?),
+        ),
+        _ if content_type.is_empty() => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "set Content-Type to {MEDIA_TYPES}"
+            )));
+        }
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type {content_type:?} is not accepted; use {MEDIA_TYPES}"
+            )));
+        }
+    };
     ingest_body(
         &state.ingest,
         &state.time_bounds,

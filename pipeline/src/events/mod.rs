@@ -2,6 +2,7 @@
 //! CloudEvents parsing and validation, Arrow schemas and columnar builders
 //! (decoded rows, dead letters, raw batches).
 
+pub mod binary;
 mod body;
 mod columns;
 pub mod decimal;

@@ -33,6 +33,7 @@ use somaflow_pipeline::metrics::{PartitionLabels, metrics};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::binding::record_payload;
 use super::client::client_config;
 use super::config::{ClusterConfig, ClusterMode, KafkaConfig};
 use super::error::KafkaError;
@@ -448,7 +449,7 @@ fn feed_loop(consumer: &FeedConsumer, stop: &AtomicBool, batch_rows: usize) {
                         .to_millis()
                         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
                     part.0.append(
-                        m.payload().unwrap_or_default(),
+                        &record_payload(&m),
                         ingest_ms.saturating_mul(1000),
                         m.offset(),
                     );

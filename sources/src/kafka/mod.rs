@@ -1,13 +1,15 @@
 //! The Kafka connector: its sections (`[kafka]`, `[cluster]`), client
 //! settings, errors, the broker health probe, topic administration, and the
-//! source: the consumer thread with its rebalance hand-off, and the
-//! pipeline source reading what it delivers.
+//! source: the consumer thread with its rebalance hand-off, the CloudEvents
+//! Kafka binding (structured and binary mode), and the pipeline source
+//! reading what it delivers.
 //!
 //! Sinks and operators that write to Kafka (dead letters, dispatch) are
 //! handed a producer built here ([`idempotent_producer`]) by the node
 //! assembly, so they do not import this crate; the HTTP ingest of a cluster
 //! worker (`somaflow-api`, above this crate) uses the connector directly.
 
+mod binding;
 mod client;
 mod config;
 mod error;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Prints the path of a Python with the PyPI tools the tests drive somaflow
+# with: the CloudEvents SDK (both content modes, HTTP and Kafka) and
+# schemathesis (the OpenAPI contract). Installed into
+# ~/.cache/somaflow/python-tools on first use (~20 s), reused afterwards.
+set -euo pipefail
+dir="${SOMAFLOW_CACHE:-$HOME/.cache/somaflow}/python-tools"
+want="cloudevents==2.2.0 schemathesis==4.32.5"
+if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
+  echo "[python-tools] installing $want into $dir" >&2
+  rm -rf "$dir"
+  python3 -m venv "$dir" >&2
+  # shellcheck disable=SC2086
+  "$dir/bin/pip" install --quiet $want >&2
+  echo "$want" > "$dir/.installed"
+fi
+echo "$dir/bin/python"
