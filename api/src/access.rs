@@ -14,6 +14,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use somaflow_sql::checks::check_id;
 
 use crate::auth::{
     AuthConfig, AuthError, JwksKeys, Principal, Scope, Scopes, TokenVerifier, bearer_token,
@@ -134,9 +135,21 @@ impl Caller {
         Ok(&self.0)
     }
 
-    /// The tenant the request may read (see [`Principal::visible_tenant`]).
+    /// The tenant the request may read (see [`Principal::visible_tenant`]);
+    /// a named one must be a well-formed id (400).
     pub fn tenant(&self, requested: Option<&str>) -> Result<Option<String>, ApiError> {
+        if let Some(tenant) = requested {
+            check_id("tenant", tenant)?;
+        }
         self.0.visible_tenant(requested).map_err(ApiError::Auth)
+    }
+
+    /// [`Caller::tenant`] for a question about one tenant: a token bound
+    /// to no tenant must name it (403 `tenant_required`, since what the
+    /// request must say depends on the token).
+    pub fn one_tenant(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        self.tenant(requested)?
+            .ok_or(ApiError::Auth(AuthError::TenantRequired))
     }
 }
 

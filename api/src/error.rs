@@ -28,14 +28,23 @@ pub struct ErrorDetail {
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// Well-formed parameters that together cannot be answered.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error(
         "the request body is larger than the limit of {limit} bytes; split it into smaller batches"
     )]
     TooLarge { limit: usize },
+    /// One event larger than the log or the broker takes.
+    #[error("{0}")]
+    TooLargeEvent(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// The request disagrees with the state it acts on.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// The route exists but this node is not configured to serve it.
     #[error("{message}")]
     NotConfigured { code: &'static str, message: String },
@@ -64,11 +73,14 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::TooLargeEvent(_) => (StatusCode::PAYLOAD_TOO_LARGE, "event_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::NotConfigured { code, .. } => (StatusCode::NOT_IMPLEMENTED, code),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Auth(e @ AuthError::KeysUnavailable(_)) => {
@@ -98,6 +110,9 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::BadParam { code, message } => ApiError::BadRequest { code, message },
+            QueryError::Unprocessable { code, message } => {
+                ApiError::Unprocessable { code, message }
+            }
             QueryError::NotConfigured { code, message } => {
                 ApiError::NotConfigured { code, message }
             }

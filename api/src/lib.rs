@@ -11,6 +11,7 @@ pub mod error;
 pub mod ingest;
 pub mod openapi;
 pub mod params;
+pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod state;

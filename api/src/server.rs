@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::prometheus))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(record_metrics))
         // A 503 from /ready or a refused request is an answer, not a server
@@ -78,6 +79,19 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         axum::Json(error_body(
             "not_found",
             &format!("no route for {uri}; see /openapi.json or docs/api.md for the API"),
+        )),
+    )
+        .into_response()
+}
+
+/// 405 in the one error shape; axum adds the `Allow` header.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(error_body(
+            "method_not_allowed",
+            &format!("{uri} does not take {method}; see /openapi.json for its methods"),
         )),
     )
         .into_response()

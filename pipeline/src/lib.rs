@@ -13,5 +13,6 @@ pub mod exposition;
 pub mod log;
 pub mod metrics;
 pub mod publications;
+pub mod rules;
 pub mod runtime;
 pub mod storage;

@@ -9,6 +9,11 @@ pub enum QueryError {
     /// A parameter the caller must change; `code` names which rule it broke.
     #[error("{message}")]
     BadParam { code: &'static str, message: String },
+    /// Parameters each well-formed that together ask what cannot be
+    /// answered (`from` after `to`, too many windows, a day that does not
+    /// exist): 422, where a malformed one is 400.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// The question needs a store or file this node is not configured with.
     #[error("{message}")]
     NotConfigured { code: &'static str, message: String },
@@ -32,6 +37,13 @@ pub enum QueryError {
 impl QueryError {
     pub fn bad_param(code: &'static str, message: impl Into<String>) -> Self {
         QueryError::BadParam {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        QueryError::Unprocessable {
             code,
             message: message.into(),
         }

@@ -15,7 +15,9 @@
 //! API's OpenAPI document describes them where they are defined.
 
 pub mod budgets;
+pub mod checks;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod forecast;
 pub mod format;

@@ -20,17 +20,24 @@ pub enum TopBy {
 }
 
 impl TopBy {
+    pub const ALL: [(&'static str, TopBy); 3] = [
+        ("runs", TopBy::Runs),
+        ("cost", TopBy::Cost),
+        ("revenue", TopBy::Revenue),
+    ];
+
     /// `runs`, `cost` or `revenue`; anything else names the three.
     pub fn parse(text: &str) -> Result<TopBy, QueryError> {
-        match text {
-            "runs" => Ok(TopBy::Runs),
-            "cost" => Ok(TopBy::Cost),
-            "revenue" => Ok(TopBy::Revenue),
-            other => Err(QueryError::bad_param(
-                "invalid_by",
-                format!("by={other:?}: use runs, cost or revenue"),
-            )),
-        }
+        TopBy::ALL
+            .iter()
+            .find(|(n, _)| *n == text)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                QueryError::bad_param(
+                    "invalid_by",
+                    format!("by={text:?}: use runs, cost or revenue"),
+                )
+            })
     }
 }
 

@@ -55,7 +55,7 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
     );
 
     let (status, answer) = post(&c, &base, SINGLE, r#"{"specversion":"1.0","id":"#).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(
         first_error(&answer).starts_with("malformed JSON"),
         "{answer}"
@@ -68,7 +68,7 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
         conversation("no-tenant", "x", 5).replace(r#""tenantid":"x","#, ""),
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert_eq!(first_error(&answer), "tenantid: is required");
 
     let (status, answer) = post(
@@ -79,7 +79,7 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
             .replace(r#""input_tokens":5"#, r#""input_tokens":"five""#),
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(
         first_error(&answer).starts_with("data.input_tokens: expected a non-negative integer"),
         "{answer}"
@@ -93,7 +93,7 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
             .replace("soma.conversation.v1", "soma.teleport.v1"),
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(
         first_error(&answer).starts_with("type: unknown event type"),
         "{answer}"
@@ -111,7 +111,7 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
     };
     let ev = conversation("too-old", "t-bad", 5);
     let (status, answer) = post(&c, &base, SINGLE, ev.replace(&now_text(&ev), &old)).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(
         first_error(&answer).starts_with("time:") && first_error(&answer).contains("older than"),
         "{answer}"
@@ -119,14 +119,14 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
     let future = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     let ev = conversation("from-future", "t-bad", 5);
     let (status, answer) = post(&c, &base, SINGLE, ev.replace(&now_text(&ev), &future)).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(first_error(&answer).contains("in the future"), "{answer}");
 
     let mut bad_utf8 = conversation("bad-utf8", "t-bad", 5).into_bytes();
     let at = bad_utf8.iter().position(|b| *b == b'u').unwrap();
     bad_utf8[at] = 0xff;
     let (status, answer) = post(&c, &base, SINGLE, bad_utf8).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert!(first_error(&answer).contains("invalid UTF-8"), "{answer}");
 
     // Whole-request failures: nothing is stored.
@@ -215,14 +215,14 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
         );
     }
 
-    // A bad query is a 400 with DataFusion's message; writes are refused.
+    // A bad query is a 422 with DataFusion's message; writes are refused.
     let resp = c
         .post(format!("{base}/v1/sql"))
         .json(&serde_json::json!({"sql": "SELECT nope FROM conversations"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.status().as_u16(), 422);
     let body: Value = resp.json().await.unwrap();
     assert!(
         body["error"]["message"].as_str().unwrap().contains("nope"),
@@ -234,7 +234,7 @@ async fn each_kind_of_bad_input_gets_its_answer_and_nothing_else_is_affected() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.status().as_u16(), 422);
     let csv = c
         .post(format!("{base}/v1/sql"))
         .header("accept", "text/csv")

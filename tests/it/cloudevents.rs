@@ -98,7 +98,7 @@ async fn the_python_sdk_sends_over_http_in_both_modes_and_every_event_lands_once
         }));
         for a in answers.as_array().unwrap() {
             if a["id"] == json!(bad) {
-                assert_eq!(a["status"], 400, "{mode}: {a}");
+                assert_eq!(a["status"], 422, "{mode}: {a}");
                 reasons.push(a["body"]["rejected"][0]["error"].clone());
             } else {
                 assert_eq!(a["status"], 202, "{mode}: {a}");

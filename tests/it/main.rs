@@ -6,6 +6,7 @@ mod bad_input;
 mod clickhouse;
 mod cloudevents;
 mod cluster;
+mod contract;
 mod crash;
 mod embedded;
 mod endpoints;

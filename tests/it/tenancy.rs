@@ -253,7 +253,7 @@ async fn no_sql_a_tenant_writes_reads_another_tenants_rows() {
         "SELECT * FROM somaflow_lake.conversations".to_string(),
     ] {
         let (status, body) = sql_as(&base, &token(Some("acme"), &["sql:read"]), &query).await;
-        assert_eq!(status, 400, "{query} must be refused: {body}");
+        assert_eq!(status, 422, "{query} must be refused: {body}");
         assert!(!body.contains("g-1"), "{query} leaked: {body}");
     }
 
@@ -268,7 +268,7 @@ async fn no_sql_a_tenant_writes_reads_another_tenants_rows() {
     let (status, body) = sql_as(&base, &admin(), "SELECT * FROM range(1000)").await;
     assert_eq!(
         (status, error_code(&body).as_str()),
-        (400, "too_many_rows"),
+        (422, "too_many_rows"),
         "{body}"
     );
     let (status, body) = sql_as(
@@ -279,7 +279,7 @@ async fn no_sql_a_tenant_writes_reads_another_tenants_rows() {
     .await;
     assert_eq!(
         (status, error_code(&body).as_str()),
-        (400, "query_timeout"),
+        (422, "query_timeout"),
         "{body}"
     );
     assert!(

@@ -39,13 +39,6 @@ pub async fn ingest_body(
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let records = split_body(format, body)
         .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
-    if records.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
-            "the body holds no events",
-        ));
-    }
-
     let ingest_time_us = chrono::Utc::now().timestamp_micros();
     let mut rejected = Vec::new();
     let mut checked = Vec::with_capacity(records.len());
@@ -94,7 +87,7 @@ pub async fn ingest_body(
         .store(ingest_time_us, checked)
         .await
         .map_err(|e| match e {
-            IngestError::Refused(m) => ApiError::bad_request("event_too_large", m),
+            IngestError::Refused(m) => ApiError::TooLargeEvent(m),
             IngestError::Unavailable(message) => ApiError::Unavailable {
                 message,
                 retry_after_secs: 1,
@@ -103,10 +96,13 @@ pub async fn ingest_body(
     let m = metrics();
     m.ingest_accepted.inc_by(accepted as u64);
     m.ingest_rejected.inc_by(rejected.len() as u64);
-    let status = if accepted > 0 {
-        StatusCode::ACCEPTED
+    // Every event refused: the request as a whole could not be processed,
+    // though each part was read (422, with the reasons). A body of no
+    // events stores nothing and refuses nothing: 202.
+    let status = if accepted == 0 && !rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
     } else {
-        StatusCode::BAD_REQUEST
+        StatusCode::ACCEPTED
     };
     Ok((status, Json(IngestAnswer { accepted, rejected })))
 }

@@ -16,6 +16,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use somaflow_pipeline::events::BodyFormat;
+use somaflow_pipeline::rules::TIME;
+use somaflow_sql::contract;
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use crate::access::Caller;
 use crate::auth::Scope;
@@ -25,21 +28,54 @@ use crate::state::AppState;
 
 /// The CloudEvents `source` of reported usage.
 const SOURCE: &str = "/v1/billing/events";
-const MAX_KEY_LEN: usize = 256;
+const MAX_KEY_CHARS: usize = 256;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BillingReport {
+    /// The tenant; required for a token bound to none, its own for a
+    /// tenant's token
+    #[schema(schema_with = tenant)]
     pub tenant: Option<String>,
+    #[schema(min_length = 1)]
     pub meter: String,
-    #[schema(value_type = String)]
+    /// A decimal (string or number) with at most 9 places; checked as
+    /// every billing event's is, a refusal listed in the answer
+    #[schema(schema_with = quantity)]
     pub quantity: Value,
+    #[schema(min_length = 1)]
     pub unit: String,
+    /// 1 to 256 characters; the same key for the same tenant is the same report
+    #[schema(min_length = 1, max_length = 256)]
     pub idempotency_key: String,
+    /// When the usage happened (default: now); within the ingest time bounds
+    #[schema(schema_with = time)]
     pub time: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+fn tenant() -> Object {
+    contract::or_null(contract::id())
+}
+
+fn time() -> Object {
+    contract::or_null(contract::time())
+}
+
+fn quantity() -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .build(),
+    )
+}
+
+/// One report, or an array of them (an empty one stores nothing: 202).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum BillingBody {
     One(BillingReport),
@@ -61,13 +97,11 @@ pub fn billing_event_id(tenant: &str, key: &str) -> String {
 }
 
 #[utoipa::path(post, path = "/v1/billing/events", tag = "billing",
-    request_body(content = [BillingReport], description = "One report or an array; idempotent on (tenant, idempotency_key)"),
+    request_body(content = BillingBody, description = "One report or an array; idempotent on (tenant, idempotency_key)"),
     responses(
-        (status = 202, description = "Stored; `event_ids` in order", body = BillingAnswer),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+        (status = 202, description = "Stored; `event_ids` in order; refused reports listed (and dead-lettered)", body = BillingAnswer),
+        (status = 422, description = "Every report was refused by event validation (e.g. a quantity that is not a decimal, a time outside the ingest bounds): each listed with its reason", body = BillingAnswer),
+        crate::responses::Refusals),
     security(("bearer" = ["events:write"])))]
 pub async fn post_billing_events(
     State(state): State<AppState>,
@@ -88,26 +122,42 @@ pub async fn post_billing_events(
         BillingBody::One(r) => vec![r],
         BillingBody::Many(list) => list,
     };
-    if reports.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
-            "the body holds no reports",
-        ));
-    }
     let now = chrono::Utc::now().to_rfc3339();
     let mut ndjson = Vec::new();
     let mut event_ids = Vec::with_capacity(reports.len());
     for (index, r) in reports.iter().enumerate() {
-        let tenant = caller.tenant(r.tenant.as_deref())?.ok_or_else(|| {
-            ApiError::bad_request(
-                "tenant_required",
-                format!("report {index}: name its tenant (this token is not bound to one)"),
-            )
-        })?;
-        if r.idempotency_key.is_empty() || r.idempotency_key.len() > MAX_KEY_LEN {
+        let tenant = caller.one_tenant(r.tenant.as_deref())?;
+        let key_chars = r.idempotency_key.chars().count();
+        if !(1..=MAX_KEY_CHARS).contains(&key_chars) {
             return Err(ApiError::bad_request(
                 "invalid_idempotency_key",
-                format!("report {index}: idempotency_key must be 1 to {MAX_KEY_LEN} bytes"),
+                format!("report {index}: idempotency_key must be 1 to {MAX_KEY_CHARS} characters"),
+            ));
+        }
+        let text_fields = [("meter", &r.meter), ("unit", &r.unit)];
+        if let Some((name, _)) = text_fields.iter().find(|(_, v)| v.is_empty()) {
+            return Err(ApiError::bad_request(
+                "invalid_report",
+                format!("report {index}: {name} must not be empty"),
+            ));
+        }
+        let quantity_ok = match &r.quantity {
+            Value::String(q) => !q.is_empty(),
+            Value::Number(_) => true,
+            _ => false,
+        };
+        if !quantity_ok {
+            return Err(ApiError::bad_request(
+                "invalid_report",
+                format!("report {index}: quantity must be a decimal string or a number"),
+            ));
+        }
+        if let Some(time) = &r.time
+            && !TIME.matches(time)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_time",
+                format!("report {index}: time {time:?} is not {}", TIME.words),
             ));
         }
         let id = billing_event_id(&tenant, &r.idempotency_key);

@@ -18,39 +18,89 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::Value;
 use somaflow_pipeline::events::decimal::{format_decimal, parse_decimal};
+use somaflow_pipeline::rules::AMOUNT;
 use somaflow_sql::budgets::{BudgetAnswer, Budgets};
+use somaflow_sql::checks::check_id;
+use somaflow_sql::contract;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use crate::access::Caller;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::params::{parse_month, visible_tenant};
+use crate::params::{TenantPath, month_or_current, whole_number};
 use crate::state::AppState;
 
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetQuery {
-    /// `YYYY-MM` (UTC); default the current month.
     pub month: Option<String>,
 }
 
+impl utoipa::IntoParams for BudgetQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![contract::query(
+            "month",
+            false,
+            "The month (UTC); default the current month",
+            contract::month(),
+        )]
+    }
+}
+
+/// Most whole dollars a budget sent as a JSON number may hold (the
+/// [`AMOUNT`] rule's bound).
+const MAX_WHOLE_USD: u64 = 999_999_999;
+
+/// `monthly_budget_usd`: an [`AMOUNT`] string, or a whole number of dollars
+/// (a JSON number with a fraction would be a float, not money).
+fn budget_schema() -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(contract::amount())
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(MAX_WHOLE_USD)),
+            )
+            .build(),
+    )
+}
+
+/// The budget in nanodollars, if it reads as [`budget_schema`] says.
+fn budget_nanos(value: &Value) -> Result<i128, ApiError> {
+    let text = match value {
+        Value::String(s) if AMOUNT.matches(s) => Some(s.clone()),
+        Value::Number(n) => whole_number(n)
+            .filter(|n| *n <= MAX_WHOLE_USD)
+            .map(|n| n.to_string()),
+        _ => None,
+    };
+    text.and_then(|t| parse_decimal(&t).ok()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_budget",
+            format!(
+                "monthly_budget_usd {value} must be a string of {}, or a whole number of dollars up to {MAX_WHOLE_USD}",
+                AMOUNT.words
+            ),
+        )
+    })
+}
+
 #[utoipa::path(get, path = "/v1/budgets/{tenant}", tag = "billing",
-    params(("tenant" = String, Path), BudgetQuery),
+    params(TenantPath, BudgetQuery),
     responses((status = 200, description = "Budget, month-to-date spend and status", body = BudgetAnswer),
         (status = 404, description = "Unknown tenant", body = crate::error::ErrorBody),
-        (status = 501, description = "No [redis] url on this node", body = crate::error::ErrorBody), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+        (status = 501, description = "No [redis] url on this node", body = crate::error::ErrorBody), crate::responses::Refusals),
     security(("bearer" = ["billing:read"])))]
 pub async fn get_budget(
     State(state): State<AppState>,
     caller: Caller,
-    tenant: Result<Path<String>, PathRejection>,
+    tenant: Result<Path<TenantPath>, PathRejection>,
     query: Result<Query<BudgetQuery>, QueryRejection>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    let Path(tenant) =
-        tenant.map_err(|e| ApiError::bad_request("invalid_tenant", e.body_text()))?;
+    let tenant = TenantPath::read(tenant)?;
     caller.require(Scope::BillingRead)?;
     caller.tenant(Some(&tenant))?;
     let Query(query) = query.map_err(|e| {
@@ -70,11 +120,8 @@ async fn answer(
     tenant: &str,
     month: Option<&str>,
 ) -> Result<BudgetAnswer, ApiError> {
-    visible_tenant(tenant)?;
-    let month = match month {
-        Some(m) => parse_month(m)?,
-        None => chrono::Utc::now().format("%Y-%m").to_string(),
-    };
+    check_id("tenant", tenant)?;
+    let month = month_or_current(month)?;
     let budgets = budgets.ok_or_else(|| ApiError::NotConfigured {
         code: "budgets_not_configured",
         message: "this node has no [redis] url: budgets are then counted inside the pipeline \
@@ -87,30 +134,28 @@ async fn answer(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetUpdate {
-    /// A decimal string or number, in USD.
-    #[schema(value_type = String)]
+    /// USD: a decimal string, or a whole number of dollars; 0 removes the budget.
+    #[schema(schema_with = budget_schema)]
     pub monthly_budget_usd: Value,
 }
 
 #[utoipa::path(put, path = "/v1/budgets/{tenant}", tag = "billing",
-    params(("tenant" = String, Path)),
+    params(TenantPath),
     request_body = BudgetUpdate,
-    responses((status = 200, description = "The budget as GET answers it", body = BudgetAnswer), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "The budget as GET answers it", body = BudgetAnswer),
+        (status = 404, description = "Unknown tenant: create it with PUT /v1/tenants/{tenant}", body = crate::error::ErrorBody),
+        (status = 501, description = "No [redis] url on a cluster node", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["billing:admin"])))]
 pub async fn put_budget(
     State(state): State<AppState>,
     caller: Caller,
-    tenant: Result<Path<String>, PathRejection>,
+    tenant: Result<Path<TenantPath>, PathRejection>,
     body: Result<Json<BudgetUpdate>, JsonRejection>,
 ) -> Result<Json<BudgetAnswer>, ApiError> {
-    let Path(tenant) =
-        tenant.map_err(|e| ApiError::bad_request("invalid_tenant", e.body_text()))?;
+    let tenant = TenantPath::read(tenant)?;
     caller.require(Scope::BillingAdmin)?;
     caller.tenant(Some(&tenant))?;
-    visible_tenant(&tenant)?;
     let Json(update) = body.map_err(|e| {
         ApiError::bad_request(
             "invalid_request",
@@ -120,25 +165,7 @@ pub async fn put_budget(
             ),
         )
     })?;
-    let text = match &update.monthly_budget_usd {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        other => {
-            return Err(ApiError::bad_request(
-                "invalid_budget",
-                format!("monthly_budget_usd must be a decimal, not {other}"),
-            ));
-        }
-    };
-    let nanos = parse_decimal(&text)
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_budget",
-                format!("monthly_budget_usd {text:?} must be a decimal of at least 0 with at most 9 places"),
-            )
-        })?;
+    let nanos = budget_nanos(&update.monthly_budget_usd)?;
     let budgets = state
         .budgets
         .as_ref()
@@ -178,7 +205,26 @@ mod tests {
     }
 
     #[test]
+    fn budgets_are_amount_strings_or_whole_dollars() {
+        use serde_json::json;
+        assert_eq!(budget_nanos(&json!("250.50")).unwrap(), 250_500_000_000);
+        assert_eq!(budget_nanos(&json!(250)).unwrap(), 250_000_000_000);
+        assert_eq!(budget_nanos(&json!(250.0)).unwrap(), 250_000_000_000);
+        for bad in [
+            json!(""),
+            json!(" 5"),
+            json!(2.5),
+            json!(-1),
+            json!("1e3"),
+            json!(null),
+        ] {
+            assert_eq!(code(budget_nanos(&bad).unwrap_err()).0, 400, "{bad}");
+        }
+    }
+
+    #[test]
     fn months_are_checked() {
+        use crate::params::parse_month;
         assert_eq!(parse_month("2026-12").unwrap(), "2026-12");
         assert_eq!(parse_month("2024-02").unwrap(), "2024-02");
         for bad in [

@@ -22,29 +22,77 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use somaflow_pipeline::log::{QueueError, Queues};
+use somaflow_pipeline::rules::Rule;
+use somaflow_sql::contract;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use crate::access::Caller;
 use crate::auth::Scope;
 use crate::error::ApiError;
+use crate::params::whole_number;
 use crate::state::AppState;
 
 const DEFAULT_MAX: usize = 100;
 const MAX_MAX: usize = 10_000;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetchParams {
-    /// The consumer group: 1 to 128 letters, digits, `-`, `_` or `.`
-    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub group: String,
-    /// Most steps to return, 1 to 10000 (default 100)
-    #[param(minimum = 1, maximum = 10000)]
     pub max: Option<usize>,
-    /// How long to wait for a first step: `0s` to `60s`, or `ms` (default 0s)
-    #[param(pattern = "^[0-9]{1,6}(ms|s)$")]
     pub wait: Option<String>,
+}
+
+impl utoipa::IntoParams for FetchParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use contract::query;
+        vec![
+            query(
+                "group",
+                true,
+                "The consumer group",
+                contract::rule_schema(&GROUP),
+            ),
+            query(
+                "max",
+                false,
+                "Most steps to return (default 100)",
+                contract::integer(1, MAX_MAX as u64),
+            ),
+            query(
+                "wait",
+                false,
+                "How long to wait for a first step (default 0s)",
+                wait_schema(),
+            ),
+        ]
+    }
+}
+
+/// A pool path parameter: one of `dispatch.pools`.
+struct PoolPath;
+
+impl utoipa::IntoParams for PoolPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let name = ObjectBuilder::new().schema_type(Type::String).build();
+        vec![contract::path(
+            "pool",
+            "An agent pool of dispatch.pools",
+            name,
+        )]
+    }
+}
+
+/// A consumer group's name, as the queues take it.
+static GROUP: Rule = Rule::new(
+    "^[A-Za-z0-9._-]{1,128}$",
+    "1 to 128 letters, digits, `-`, `_` or `.`",
+);
+
+fn group_schema() -> Object {
+    contract::rule_schema(&GROUP)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -70,10 +118,12 @@ pub struct FetchAnswer {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
+    #[schema(schema_with = group_schema)]
     pub group: String,
-    /// The next step to read: every step below it is done.
-    pub offset: u64,
+    /// The next step to read: every step below it is done; at most the
+    /// `next_offset` of the group's last read.
+    #[schema(value_type = u64)]
+    pub offset: Value,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -102,19 +152,34 @@ fn queue_error(e: QueueError) -> ApiError {
             message: e.to_string(),
         },
         QueueError::BadGroup(_) => ApiError::bad_request("invalid_group", e.to_string()),
-        QueueError::BeyondEnd { .. } => ApiError::bad_request("invalid_offset", e.to_string()),
+        QueueError::BeyondEnd { .. } => ApiError::Conflict {
+            code: "offset_beyond_end",
+            message: e.to_string(),
+        },
         e => ApiError::Internal(e.to_string()),
     }
 }
 
 /// `30s`, `500ms`; at most [`MAX_WAIT`].
+static WAIT: Rule = Rule::new(
+    "^(([0-9]|[1-5][0-9]|60)s|([0-9]{1,4}|[1-5][0-9]{4}|60000)ms)$",
+    "a duration of 0s to 60s or 0ms to 60000ms, e.g. 30s",
+);
+
+fn wait_schema() -> Object {
+    contract::rule_schema(&WAIT)
+}
+
 fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_wait",
-            format!("wait={text:?} is not a duration like 30s or 500ms (at most 60s)"),
+            format!("wait={text:?} is not {}", WAIT.words),
         )
     };
+    if !WAIT.matches(text) {
+        return Err(bad());
+    }
     let (number, millis) = match text.strip_suffix("ms") {
         Some(n) => (n, true),
         None => (text.strip_suffix('s').ok_or_else(bad)?, false),
@@ -137,14 +202,11 @@ fn pool_of(pool: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 }
 
 #[utoipa::path(get, path = "/v1/dispatch/{pool}", tag = "dispatch",
-    params(("pool" = String, Path, description = "An agent pool of dispatch.pools"), FetchParams),
+    params(PoolPath, FetchParams),
     responses(
         (status = 200, description = "The group's next steps", body = FetchAnswer),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = crate::error::ErrorBody),
         (status = 404, description = "No such pool", body = crate::error::ErrorBody),
-        (status = 501, description = "The node keeps no agent queues", body = crate::error::ErrorBody)),
+        (status = 501, description = "The node keeps no agent queues", body = crate::error::ErrorBody), crate::responses::Refusals),
     security(("bearer" = ["dispatch:consume"])))]
 pub async fn fetch(
     State(state): State<AppState>,
@@ -188,15 +250,13 @@ pub async fn fetch(
 }
 
 #[utoipa::path(post, path = "/v1/dispatch/{pool}/commit", tag = "dispatch",
-    params(("pool" = String, Path, description = "An agent pool of dispatch.pools")),
+    params(PoolPath),
     request_body = CommitRequest,
     responses(
         (status = 200, description = "The group's committed offset, durable", body = CommitAnswer),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = crate::error::ErrorBody),
         (status = 404, description = "No such pool", body = crate::error::ErrorBody),
-        (status = 501, description = "The node keeps no agent queues", body = crate::error::ErrorBody)),
+        (status = 409, description = "The offset is past the queue's end", body = crate::error::ErrorBody),
+        (status = 501, description = "The node keeps no agent queues", body = crate::error::ErrorBody), crate::responses::Refusals),
     security(("bearer" = ["dispatch:consume"])))]
 pub async fn commit(
     State(state): State<AppState>,
@@ -216,8 +276,18 @@ pub async fn commit(
         )
     })?;
     // A commit fsyncs a file: off the request threads.
+    let offset = match &req.offset {
+        Value::Number(n) => whole_number(n),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_offset",
+            format!("offset {} must be a whole number ≥ 0", req.offset),
+        )
+    })?;
     let queues = queues(&state)?.clone();
-    let (p, group, offset) = (pool.clone(), req.group.clone(), req.offset);
+    let (p, group) = (pool.clone(), req.group.clone());
     let committed = tokio::task::spawn_blocking(move || queues.commit(&p, &group, offset))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -238,7 +308,7 @@ mod tests {
         assert_eq!(parse_wait("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_wait("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_wait("0s").unwrap(), Duration::ZERO);
-        for bad in ["61s", "1m", "s", "", "-1s", "1.5s"] {
+        for bad in ["61s", "1m", "s", "", "-1s", "1.5s", "60001ms", "007s"] {
             assert!(parse_wait(bad).is_err(), "{bad}");
         }
     }

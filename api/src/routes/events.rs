@@ -31,16 +31,18 @@ fn is_json_only(content_type: &str) -> bool {
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "events",
-    request_body(content = Object, description = "One CloudEvent (application/cloudevents+json), a batch (application/cloudevents-batch+json) or NDJSON (application/x-ndjson)", content_type = "application/cloudevents+json"),
+    request_body(description = "One CloudEvent (application/cloudevents+json), a batch \
+        (application/cloudevents-batch+json) or NDJSON (application/x-ndjson); or one event in \
+        binary mode: `ce-specversion`, `ce-id`, `ce-source`, `ce-type`, `ce-time` and \
+        `ce-tenantid` headers with the data as the body (its own Content-Type, e.g. \
+        application/json)",
+        content(("application/cloudevents+json"), ("application/cloudevents-batch+json"), ("application/x-ndjson"))),
     responses(
-        (status = 202, description = "Stored durably; rejected events are listed and dead-lettered", body = IngestAnswer),
+        (status = 202, description = "Stored durably (an empty body stores nothing); refused events are listed and dead-lettered", body = IngestAnswer),
         (status = 413, description = "Body over server.body_limit_bytes", body = crate::error::ErrorBody),
         (status = 415, description = "Unknown Content-Type", body = crate::error::ErrorBody),
-        (status = 503, description = "Storage unavailable; retry", body = crate::error::ErrorBody),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+        (status = 422, description = "Every event was refused by validation (each listed with its reason, and dead-lettered)", body = IngestAnswer),
+        crate::responses::Refusals),
     security(("bearer" = ["events:write"])))]
 pub async fn post_events(
     State(state): State<AppState>,

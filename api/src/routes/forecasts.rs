@@ -8,67 +8,88 @@ use axum::extract::{Query, State};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use somaflow_pipeline::rules::{HOUR, Rule};
 use somaflow_sql::forecast::MIN_CHANGE_PERCENT;
 use somaflow_sql::forecast::usage::{TenantForecast, forecast_tenant, scan_tenants};
 use somaflow_sql::usage::request::Meter;
+use somaflow_sql::{checks, contract};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, SchemaType, Type};
+
+/// What `source` says in every route's parameters.
+pub(crate) const SOURCE: &str = "Default: ClickHouse when the node writes it, else the lake";
 
 use crate::access::Caller;
 use crate::auth::{AuthError, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-const MAX_HORIZON_HOURS: i64 = 31 * 24;
 const MAX_SCAN_HOURS: i64 = 31 * 24;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// A forecast's horizon: 1 to 744 hours (`48h`) or 1 to 31 days (`7d`).
+static HORIZON: Rule = Rule::new(
+    "^(([1-9]|[1-9][0-9]|[1-6][0-9][0-9]|7[0-3][0-9]|74[0-4])h|([1-9]|[12][0-9]|3[01])d)$",
+    "a duration of 1h to 744h or 1d to 31d, e.g. 48h or 7d",
+);
+
+fn horizon() -> Object {
+    contract::rule_schema(&HORIZON)
+}
+
+#[derive(Debug, Deserialize)]
 pub struct ForecastParams {
     pub tenant: Option<String>,
     pub meter: Option<String>,
-    /// `48h`, `7d`; default 7 days.
     pub horizon: Option<String>,
-    /// The forecast origin: the last hour of history ends here (default:
-    /// the current hour's start).
     pub at: Option<String>,
     pub source: Option<String>,
+}
+
+impl utoipa::IntoParams for ForecastParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use contract::query;
+        vec![
+            query(
+                "tenant",
+                false,
+                "The tenant; required for a token bound to none",
+                contract::id(),
+            ),
+            query(
+                "meter",
+                false,
+                "What is forecast (default cost_usd)",
+                contract::meter(),
+            ),
+            query("horizon", false, "How far ahead (default 7d)", horizon()),
+            query(
+                "at",
+                false,
+                "The forecast origin: the last hour of history ends here (default: the current hour's start)",
+                contract::hour(),
+            ),
+            query("source", false, SOURCE, contract::source()),
+        ]
+    }
 }
 
 fn parse_hours(text: &str) -> Result<i64, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_horizon",
-            format!("horizon {text:?} is not a duration like 48h or 7d (at most 31d)"),
+            format!("horizon {text:?} is not {}", HORIZON.words),
         )
     };
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = number.parse().map_err(|_| bad())?;
-    let hours = match unit {
-        "h" => n,
-        "d" => n * 24,
-        _ => return Err(bad()),
-    };
-    if !(1..=MAX_HORIZON_HOURS).contains(&hours) {
+    if !HORIZON.matches(text) {
         return Err(bad());
     }
-    Ok(hours)
+    let (number, unit) = text.split_at(text.len() - 1);
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    Ok(if unit == "d" { n * 24 } else { n })
 }
 
 fn parse_hour(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    let t = DateTime::parse_from_rfc3339(text)
-        .map_err(|e| {
-            ApiError::bad_request(
-                "invalid_time",
-                format!("{name}={text:?} is not RFC 3339 ({e})"),
-            )
-        })?
-        .with_timezone(&Utc);
-    if t.duration_trunc(Duration::hours(1)).ok() != Some(t) {
-        return Err(ApiError::bad_request(
-            "invalid_time",
-            format!("{name}={text:?} must be a whole hour: the series are hourly"),
-        ));
-    }
-    Ok(t)
+    Ok(checks::parse_time(name, text, &HOUR)?)
 }
 
 fn this_hour() -> DateTime<Utc> {
@@ -78,10 +99,9 @@ fn this_hour() -> DateTime<Utc> {
 
 #[utoipa::path(get, path = "/v1/forecasts", tag = "forecasts",
     params(ForecastParams),
-    responses((status = 200, description = "`{model, backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "`{model, backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object),
+        (status = 422, description = "`at` names a day that does not exist", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["usage:read"])))]
 pub async fn get_forecast(
     State(state): State<AppState>,
@@ -90,9 +110,7 @@ pub async fn get_forecast(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::UsageRead)?;
     let Query(p) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let tenant = caller
-        .tenant(p.tenant.as_deref())?
-        .ok_or_else(|| ApiError::bad_request("tenant_required", "name the tenant: tenant=<id>"))?;
+    let tenant = caller.one_tenant(p.tenant.as_deref())?;
     let meter = Meter::parse(p.meter.as_deref().unwrap_or("cost_usd"))?;
     let horizon = parse_hours(p.horizon.as_deref().unwrap_or("7d"))?;
     let origin = match p.at.as_deref() {
@@ -134,20 +152,42 @@ pub async fn get_forecast(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
+    /// Start, on a whole hour
+    #[schema(schema_with = contract::hour)]
     pub from: String,
+    /// End (exclusive), on a whole hour; 1 to 744 hours after `from`
+    #[schema(schema_with = contract::hour)]
     pub to: String,
+    /// The meters to scan, at least one
+    #[schema(schema_with = contract::meters)]
     pub meters: Vec<String>,
+    /// Only these tenants (default: every tenant the token sees)
+    #[schema(schema_with = tenant_list)]
     pub tenants: Option<Vec<String>>,
+    /// Smallest change from the expected value that is flagged, in percent
+    /// (default 20; below 0 counts as 0)
     pub min_change_percent: Option<f64>,
+    /// Default: ClickHouse when the node writes it, else the lake
+    #[schema(schema_with = source)]
     pub source: Option<String>,
+}
+
+fn source() -> Object {
+    contract::or_null(contract::source())
+}
+
+fn tenant_list() -> Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(contract::id())
+        .build()
 }
 
 #[utoipa::path(post, path = "/v1/anomalies/scan", tag = "forecasts",
     request_body = ScanRequest,
-    responses((status = 200, description = "`{anomalies: [{tenant, meter, window_start, window_end, observed, expected, score, direction}], series_scanned}`", body = Object), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "`{anomalies: [{tenant, meter, window_start, window_end, observed, expected, score, direction}], series_scanned}`", body = Object),
+        (status = 422, description = "[from, to) spans less than 1 or more than 744 hours, or names a day that does not exist", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["usage:read"])))]
 pub async fn post_scan(
     State(state): State<AppState>,
@@ -168,10 +208,15 @@ pub async fn post_scan(
     let to = parse_hour("to", &req.to)?;
     let scan_hours = (to - from).num_hours();
     if !(1..=MAX_SCAN_HOURS).contains(&scan_hours) {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            format!("[from, to) must span 1 hour to {MAX_SCAN_HOURS} hours"),
-        ));
+        return Err(ApiError::Unprocessable {
+            code: "invalid_range",
+            message: format!("[from, to) must span 1 hour to {MAX_SCAN_HOURS} hours"),
+        });
+    }
+    if let Some(tenants) = &req.tenants {
+        for t in tenants {
+            checks::check_id("tenant", t)?;
+        }
     }
     let meters = req
         .meters

@@ -17,22 +17,57 @@ use serde::Deserialize;
 use somaflow_operators::accounting::PriceTable;
 use somaflow_sql::ledger::build::empty;
 use somaflow_sql::ledger::{LedgerLine, month_ledgers};
+use somaflow_sql::{checks, contract};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::access::Caller;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::params::parse_month;
+use crate::params::month_or_current;
+use crate::routes::forecasts::SOURCE;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 pub struct LedgerParams {
     pub tenant: Option<String>,
-    /// YYYY-MM (UTC); default the current month
     pub period: Option<String>,
-    /// csv (default) or parquet, for the export
     pub format: Option<String>,
     pub source: Option<String>,
+}
+
+impl utoipa::IntoParams for LedgerParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use contract::query;
+        vec![
+            query(
+                "tenant",
+                false,
+                "The tenant; a tenant's token reads its own. Required for a token bound to none \
+                 on /v1/billing/ledgers; the export without it holds every tenant",
+                contract::id(),
+            ),
+            query(
+                "period",
+                false,
+                "The month (UTC); default the current month",
+                contract::month(),
+            ),
+            query(
+                "format",
+                false,
+                "The export's file: csv (default) or parquet",
+                export_format(),
+            ),
+            query("source", false, SOURCE, contract::source()),
+        ]
+    }
+}
+
+/// The export's file formats.
+const FORMATS: [&str; 2] = ["csv", "parquet"];
+
+fn export_format() -> utoipa::openapi::schema::Object {
+    contract::enum_schema(FORMATS)
 }
 
 fn params(p: Result<Query<LedgerParams>, QueryRejection>) -> Result<LedgerParams, ApiError> {
@@ -42,13 +77,9 @@ fn params(p: Result<Query<LedgerParams>, QueryRejection>) -> Result<LedgerParams
 
 /// `[first instant, next month's first instant)` of `YYYY-MM`.
 fn month_range(period: Option<&str>) -> Result<(String, DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let period = match period {
-        Some(p) => parse_month(p)?,
-        None => Utc::now().format("%Y-%m").to_string(),
-    };
+    let period = month_or_current(period)?;
     let bad = || ApiError::bad_request("invalid_month", format!("{period} is not a month"));
-    let first =
-        NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").map_err(|_| bad())?;
+    let first = checks::parse_month(&period)?;
     let next = if first.month() == 12 {
         NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
     } else {
@@ -70,10 +101,9 @@ fn prices(state: &AppState) -> Result<Arc<PriceTable>, ApiError> {
 
 #[utoipa::path(get, path = "/v1/billing/ledgers", tag = "billing",
     params(LedgerParams),
-    responses((status = 200, description = "The tenant's ledger for the period", body = somaflow_sql::ledger::Ledger), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "The tenant's ledger for the period", body = somaflow_sql::ledger::Ledger),
+        (status = 501, description = "The node has no price table (accounting.prices)", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["billing:read"])))]
 pub async fn get_ledger(
     State(state): State<AppState>,
@@ -82,9 +112,7 @@ pub async fn get_ledger(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::BillingRead)?;
     let p = params(query)?;
-    let tenant = caller
-        .tenant(p.tenant.as_deref())?
-        .ok_or_else(|| ApiError::bad_request("tenant_required", "name the tenant: tenant=<id>"))?;
+    let tenant = caller.one_tenant(p.tenant.as_deref())?;
     let (period, from, to) = month_range(p.period.as_deref())?;
     let prices = prices(&state)?;
     let store = state.stores.pick(p.source.as_deref())?;
@@ -99,10 +127,10 @@ pub async fn get_ledger(
 
 #[utoipa::path(get, path = "/v1/billing/ledgers/export", tag = "billing",
     params(LedgerParams),
-    responses((status = 200, description = "Every visible tenant's ledger lines as CSV or Parquet (money as Decimal(38, 9)) by format=", content_type = "text/csv"), (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "Every visible tenant's ledger lines as CSV or Parquet (money as Decimal(38, 9)) by format=",
+            content((String = "text/csv"), (Vec<u8> = "application/vnd.apache.parquet"))),
+        (status = 501, description = "The node has no price table (accounting.prices)", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["billing:admin"])))]
 pub async fn export_ledgers(
     State(state): State<AppState>,

@@ -4,19 +4,23 @@
 //! metadata files (durable, and read by the next batch); with Redis they
 //! write the `tenant:{id}` / `capsule:{id}` hashes (read by enrich within
 //! `enrich.ttl_secs`). Values are checked as a line of the files is: plan
-//! `free|pro|enterprise`, region `us|eu|apac`, amounts decimal ≥ 0 with at
-//! most 9 places, ids without whitespace or commas.
+//! `free|pro|enterprise`, region `us|eu|apac`, amounts and ids by the
+//! rules of [`somaflow_pipeline::rules`] that `/openapi.json` states.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use somaflow_operators::enrich::files::{PLANS, REGIONS};
 use somaflow_operators::enrich::{CatalogError, MetadataError, MetadataStore};
+use somaflow_pipeline::rules::AMOUNT;
+use somaflow_sql::contract;
+use utoipa::openapi::schema::Object;
 
 use crate::access::Caller;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::params::visible_tenant;
+use crate::params::{CapsulePath, TenantPath};
 use crate::state::AppState;
 
 /// Label of the API's metadata writes in `somaflow_redis_errors`.
@@ -25,25 +29,42 @@ const NODE: &str = "api";
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantMetadata {
-    /// `free`, `pro` or `enterprise`
-    #[schema(pattern = "^(free|pro|enterprise)$")]
+    #[schema(schema_with = plan)]
     pub plan: String,
-    /// `us`, `eu` or `apac`
-    #[schema(pattern = "^(us|eu|apac)$")]
+    #[schema(schema_with = region)]
     pub region: String,
-    /// USD, a decimal ≥ 0 with at most 9 places; 0: no budget
-    #[schema(pattern = "^[0-9]+(\\.[0-9]{1,9})?$")]
+    /// USD; 0: no budget
+    #[schema(schema_with = contract::amount)]
     pub monthly_budget_usd: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapsuleMetadata {
-    #[schema(pattern = "^[^\\s,\"]+$")]
+    #[schema(schema_with = contract::id)]
     pub author_id: String,
-    /// USD, a decimal ≥ 0 with at most 9 places
-    #[schema(pattern = "^[0-9]+(\\.[0-9]{1,9})?$")]
+    /// USD
+    #[schema(schema_with = contract::amount)]
     pub price_usd: String,
+}
+
+fn plan() -> Object {
+    contract::enum_schema(PLANS)
+}
+
+fn region() -> Object {
+    contract::enum_schema(REGIONS)
+}
+
+/// The amounts as the contract states them (the files read any decimal).
+fn check_amount(name: &str, value: &str) -> Result<(), ApiError> {
+    if AMOUNT.matches(value) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "invalid_metadata",
+        format!("{name} {value:?} must be {}", AMOUNT.words),
+    ))
 }
 
 fn store(state: &AppState) -> Result<&MetadataStore, ApiError> {
@@ -81,30 +102,25 @@ fn body<T>(body: Result<Json<T>, JsonRejection>, example: &str) -> Result<T, Api
 }
 
 #[utoipa::path(put, path = "/v1/tenants/{tenant}", tag = "metadata",
-    params(("tenant" = String, Path, description = "A tenant id: no whitespace or commas")),
+    params(TenantPath),
     request_body = TenantMetadata,
     responses(
         (status = 200, description = "The tenant's metadata as stored", body = TenantMetadata),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = crate::error::ErrorBody),
-        (status = 501, description = "The node keeps no metadata", body = crate::error::ErrorBody),
-        (status = 503, description = "Redis does not answer; retry", body = crate::error::ErrorBody)),
+        (status = 501, description = "The node keeps no metadata", body = crate::error::ErrorBody), crate::responses::Refusals),
     security(("bearer" = ["admin"])))]
 pub async fn put_tenant(
     State(state): State<AppState>,
     caller: Caller,
-    tenant: Result<Path<String>, PathRejection>,
+    tenant: Result<Path<TenantPath>, PathRejection>,
     update: Result<Json<TenantMetadata>, JsonRejection>,
 ) -> Result<Json<TenantMetadata>, ApiError> {
     caller.require(Scope::Admin)?;
-    let Path(tenant) =
-        tenant.map_err(|e| ApiError::bad_request("invalid_tenant", e.body_text()))?;
-    visible_tenant(&tenant)?;
+    let tenant = TenantPath::read(tenant)?;
     let t = body(
         update,
         r#"{"plan": "pro", "region": "eu", "monthly_budget_usd": "250.00"}"#,
     )?;
+    check_amount("monthly_budget_usd", &t.monthly_budget_usd)?;
     store(&state)?
         .put_tenant(NODE, &tenant, &t.plan, &t.region, &t.monthly_budget_usd)
         .await
@@ -113,26 +129,22 @@ pub async fn put_tenant(
 }
 
 #[utoipa::path(put, path = "/v1/capsules/{capsule}", tag = "metadata",
-    params(("capsule" = String, Path, description = "A capsule id: no whitespace or commas")),
+    params(CapsulePath),
     request_body = CapsuleMetadata,
     responses(
         (status = 200, description = "The capsule's metadata as stored", body = CapsuleMetadata),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = crate::error::ErrorBody),
-        (status = 501, description = "The node keeps no metadata", body = crate::error::ErrorBody),
-        (status = 503, description = "Redis does not answer; retry", body = crate::error::ErrorBody)),
+        (status = 501, description = "The node keeps no metadata", body = crate::error::ErrorBody), crate::responses::Refusals),
     security(("bearer" = ["admin"])))]
 pub async fn put_capsule(
     State(state): State<AppState>,
     caller: Caller,
-    capsule: Result<Path<String>, PathRejection>,
+    capsule: Result<Path<CapsulePath>, PathRejection>,
     update: Result<Json<CapsuleMetadata>, JsonRejection>,
 ) -> Result<Json<CapsuleMetadata>, ApiError> {
     caller.require(Scope::Admin)?;
-    let Path(capsule) =
-        capsule.map_err(|e| ApiError::bad_request("invalid_capsule", e.body_text()))?;
+    let capsule = CapsulePath::read(capsule)?;
     let c = body(update, r#"{"author_id": "author-01", "price_usd": "9.99"}"#)?;
+    check_amount("price_usd", &c.price_usd)?;
     store(&state)?
         .put_capsule(NODE, &capsule, &c.author_id, &c.price_usd)
         .await

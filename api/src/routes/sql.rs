@@ -25,10 +25,8 @@ pub struct SqlRequest {
     request_body = SqlRequest,
     responses(
         (status = 200, description = "`{columns, rows}`; CSV with `Accept: text/csv`. A tenant token reads views of its own rows only", body = Object),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+        (status = 422, description = "The SQL does not parse or plan, is not a read, or breaks [sql]'s limits; `code` says which", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["sql:read"])))]
 pub async fn post_sql(
     State(state): State<AppState>,
@@ -52,8 +50,13 @@ pub async fn post_sql(
         .query_scoped(&request.sql, scope, state.sql_limits)
         .await
         .map_err(|e| {
+            // Any text is a well-formed request; SQL that does not parse,
+            // plan or stay within the limits cannot be answered.
             if e.is_client_error() {
-                ApiError::bad_request(e.code(), e.to_string())
+                ApiError::Unprocessable {
+                    code: e.code(),
+                    message: e.to_string(),
+                }
             } else {
                 ApiError::Internal(e.to_string())
             }

@@ -23,10 +23,8 @@ use crate::state::AppState;
     params(UsageParams),
     responses(
         (status = 200, description = "`{meter, from, to, window, tz, group_by, tenant, source, rows: [{window_start, window_end, group, value}]}`; CSV with `Accept: text/csv`", body = Object),
-        (status = 400, description = "A bad parameter: the error names it", body = crate::error::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = crate::error::ErrorBody),
-        (status = 403, description = "The token lacks the scope or the tenant", body = crate::error::ErrorBody),
-        (status = 429, description = "The token's rate limit; see Retry-After", body = crate::error::ErrorBody)),
+        (status = 422, description = "`from` is not before `to`, the range spans more than 50,000 windows (`too_many_windows`), or a day that does not exist", body = crate::error::ErrorBody),
+        crate::responses::Refusals),
     security(("bearer" = ["usage:read"])))]
 pub async fn get_usage(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use somaflow_pipeline::events::decimal::parse_decimal;
+use somaflow_pipeline::rules;
 
 use super::{CAPSULE_KEY_PREFIX, TENANT_KEY_PREFIX};
 
@@ -165,12 +166,13 @@ fn check_capsule(f: &[&str]) -> Result<(), String> {
     check_amount("price_usd", f[2])
 }
 
+/// The API's id rule, so an id the API takes is one a file can hold.
 fn check_id(name: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{name} is empty"));
     }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{name} {value:?} contains whitespace"));
+    if !rules::ID.matches(value) {
+        return Err(format!("{name} {value:?} must be {}", rules::ID.words));
     }
     Ok(())
 }

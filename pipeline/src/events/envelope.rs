@@ -38,7 +38,8 @@ pub struct ParsedEvent<'a> {
     pub data: Vec<FieldValue<'a>>,
 }
 
-const ENVELOPE: &[FieldSpec] = &[
+/// The envelope's attributes, in the order they are read.
+pub(super) const ENVELOPE: &[FieldSpec] = &[
     field("specversion", Str),
     field("id", Str),
     field("source", Str),

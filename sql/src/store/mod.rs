@@ -131,6 +131,9 @@ pub struct SumRow {
     pub sums: Vec<i128>,
 }
 
+/// Every `source` a request may name.
+pub const SOURCES: [&str; 2] = ["clickhouse", "lake"];
+
 /// The stores a node reads: the lake always, ClickHouse when it writes
 /// it, and the answers kept for both. Cheap to clone.
 #[derive(Clone)]
@@ -158,6 +161,14 @@ impl Stores {
         }
     }
 
+    /// The `source`s this node can read, as [`SOURCES`] names them.
+    pub fn sources(&self) -> Vec<&'static str> {
+        SOURCES
+            .into_iter()
+            .filter(|s| *s != "clickhouse" || self.clickhouse.is_some())
+            .collect()
+    }
+
     /// The store a request's `source` names: `clickhouse`, `lake`, or by
     /// default ClickHouse when the node writes it.
     pub fn pick(&self, source: Option<&str>) -> Result<Store<'_>, QueryError> {
@@ -182,14 +193,12 @@ impl Stores {
             };
             return Ok(Store { backend, answers });
         }
-        let client = self
-            .clickhouse
-            .as_ref()
-            .ok_or_else(|| QueryError::NotConfigured {
-                code: "clickhouse_not_configured",
-                message: "this node writes no ClickHouse; ask source=lake or set clickhouse.url"
-                    .into(),
-            })?;
+        let client = self.clickhouse.as_ref().ok_or_else(|| {
+            QueryError::bad_param(
+                "invalid_source",
+                "this node writes no ClickHouse: ask source=lake, or set clickhouse.url",
+            )
+        })?;
         Ok(Store {
             backend: Backend::ClickHouse(client),
             answers,

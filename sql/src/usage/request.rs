@@ -1,8 +1,9 @@
 //! The parameters of `GET /v1/usage`, checked into a [`UsageQuery`].
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
+use somaflow_pipeline::rules::{MINUTE, Rule};
 
 use crate::error::QueryError;
 
@@ -20,7 +21,7 @@ pub enum Meter {
 }
 
 impl Meter {
-    const ALL: [(&'static str, Meter); 7] = [
+    pub const ALL: [(&'static str, Meter); 7] = [
         ("tokens", Meter::Tokens),
         ("input_tokens", Meter::InputTokens),
         ("output_tokens", Meter::OutputTokens),
@@ -60,6 +61,15 @@ pub enum Window {
     Month,
 }
 
+impl Window {
+    pub const ALL: [(&'static str, Window); 4] = [
+        ("minute", Window::Minute),
+        ("hour", Window::Hour),
+        ("day", Window::Day),
+        ("month", Window::Month),
+    ];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dim {
     Tenant,
@@ -70,7 +80,7 @@ pub enum Dim {
 }
 
 impl Dim {
-    const ALL: [(&'static str, Dim); 5] = [
+    pub const ALL: [(&'static str, Dim); 5] = [
         ("tenant", Dim::Tenant),
         ("user", Dim::User),
         ("model", Dim::Model),
@@ -86,25 +96,23 @@ impl Dim {
     }
 }
 
-/// The query string as sent.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// `group_by`: dimensions, comma-separated (a space after a comma is
+/// allowed); empty groups nothing.
+pub static GROUP_BY: Rule = Rule::new(
+    "^((tenant|user|model|provider|capsule)(, ?(tenant|user|model|provider|capsule))*)?$",
+    "comma-separated dimensions: tenant, user, model, provider, capsule",
+);
+
+/// The query string as sent (documented in [`crate::contract`]).
+#[derive(Debug, Default, Deserialize)]
 pub struct UsageParams {
-    /// tokens, input_tokens, output_tokens, cost_usd, requests, capsule_runs, workflow_steps
     pub meter: Option<String>,
-    /// RFC 3339, a whole minute
     pub from: Option<String>,
-    /// RFC 3339, a whole minute (exclusive)
     pub to: Option<String>,
-    /// minute, hour (default), day, month
     pub window: Option<String>,
-    /// IANA time zone of day and month windows (default UTC)
     pub tz: Option<String>,
-    /// Comma-separated: tenant, user, model, provider, capsule
     pub group_by: Option<String>,
-    /// Required for an admin token; a tenant token sees its own tenant only
     pub tenant: Option<String>,
-    /// `clickhouse` or `lake`; default: ClickHouse when configured.
     pub source: Option<String>,
 }
 
@@ -142,38 +150,23 @@ impl UsageQuery {
         let meter = Meter::parse(meter_text)?;
         let from = parse_time("from", params.from.as_deref())?;
         let to = parse_time("to", params.to.as_deref())?;
-        if from >= to {
-            return Err(bad(
-                "invalid_range",
-                format!("from ({from}) must be before to ({to})"),
-            ));
-        }
-        let window = match params.window.as_deref().unwrap_or("hour") {
-            "minute" => Window::Minute,
-            "hour" => Window::Hour,
-            "day" => Window::Day,
-            "month" => Window::Month,
-            other => {
-                return Err(bad(
+        let window_text = params.window.as_deref().unwrap_or("hour");
+        let window = Window::ALL
+            .iter()
+            .find(|(n, _)| *n == window_text)
+            .map(|(_, w)| *w)
+            .ok_or_else(|| {
+                bad(
                     "invalid_window",
-                    format!("unknown window {other:?}; use minute, hour, day or month"),
-                ));
-            }
-        };
+                    format!("unknown window {window_text:?}; use minute, hour, day or month"),
+                )
+            })?;
         let approx_secs = match window {
             Window::Minute => 60,
             Window::Hour => 3_600,
             Window::Day => 86_400,
             Window::Month => 28 * 86_400,
         };
-        if (to - from).num_seconds() / approx_secs > MAX_WINDOWS {
-            return Err(bad(
-                "too_many_windows",
-                format!(
-                    "[from, to) spans more than {MAX_WINDOWS} {window:?} windows; use a larger window or a shorter range"
-                ),
-            ));
-        }
         let tz_text = params.tz.as_deref().unwrap_or("UTC");
         let tz: Tz = tz_text.parse().map_err(|_| {
             bad(
@@ -181,28 +174,20 @@ impl UsageQuery {
                 format!("unknown time zone {tz_text:?}; use an IANA name such as Europe/Berlin"),
             )
         })?;
-        let mut group_by = Vec::new();
-        for name in params
-            .group_by
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-        {
-            let dim = Dim::ALL
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, d)| *d)
-                .ok_or_else(|| {
-                    bad(
-                        "invalid_group_by",
-                        format!("cannot group by {name:?}; use any of {}", names(&Dim::ALL)),
-                    )
-                })?;
-            if !group_by.contains(&dim) {
-                group_by.push(dim);
-            }
+        let group_by = parse_group_by(params.group_by.as_deref().unwrap_or(""))?;
+        if from >= to {
+            return Err(QueryError::unprocessable(
+                "invalid_range",
+                format!("from ({from}) must be before to ({to})"),
+            ));
+        }
+        if (to - from).num_seconds() / approx_secs > MAX_WINDOWS {
+            return Err(QueryError::unprocessable(
+                "too_many_windows",
+                format!(
+                    "[from, to) spans more than {MAX_WINDOWS} {window:?} windows; use a larger window or a shorter range"
+                ),
+            ));
         }
         Ok(UsageQuery {
             meter,
@@ -215,8 +200,30 @@ impl UsageQuery {
     }
 }
 
-/// RFC 3339, on a whole minute: usage is counted per minute, so a bound
-/// inside a minute could not be answered exactly.
+/// The dimensions of [`GROUP_BY`], each once, in the order named.
+fn parse_group_by(text: &str) -> Result<Vec<Dim>, QueryError> {
+    if !GROUP_BY.matches(text) {
+        return Err(bad(
+            "invalid_group_by",
+            format!(
+                "cannot group by {text:?}; use any of {}, comma-separated",
+                names(&Dim::ALL)
+            ),
+        ));
+    }
+    let mut group_by = Vec::new();
+    for name in text.split(',').map(|n| n.trim_start_matches(' ')) {
+        if let Some((_, dim)) = Dim::ALL.iter().find(|(n, _)| *n == name)
+            && !group_by.contains(dim)
+        {
+            group_by.push(*dim);
+        }
+    }
+    Ok(group_by)
+}
+
+/// RFC 3339, on a whole minute ([`MINUTE`]): usage is counted per minute,
+/// so a bound inside a minute could not be answered exactly.
 fn parse_time(name: &str, text: Option<&str>) -> Result<DateTime<Utc>, QueryError> {
     let text = text.ok_or_else(|| {
         bad(
@@ -224,21 +231,7 @@ fn parse_time(name: &str, text: Option<&str>) -> Result<DateTime<Utc>, QueryErro
             format!("{name}= is required (RFC 3339, e.g. 2026-12-01T00:00:00Z)"),
         )
     })?;
-    let time = DateTime::parse_from_rfc3339(text)
-        .map_err(|e| {
-            bad(
-                "invalid_range",
-                format!("{name}={text:?} is not an RFC 3339 time ({e}); e.g. 2026-12-01T00:00:00Z"),
-            )
-        })?
-        .with_timezone(&Utc);
-    if time.second() != 0 || time.nanosecond() != 0 {
-        return Err(bad(
-            "invalid_range",
-            format!("{name}={text:?} must be a whole minute: usage is counted per minute"),
-        ));
-    }
-    Ok(time)
+    crate::checks::parse_time(name, text, &MINUTE)
 }
 
 #[cfg(test)]
@@ -286,9 +279,11 @@ mod tests {
     }
 
     #[test]
-    fn each_mistake_is_named() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("meter", "watts")], "invalid_meter"),
+    fn each_mistake_is_named_malformed_400_unanswerable_422() {
+        const BAD: bool = false;
+        const UNANSWERABLE: bool = true;
+        let cases: &[(&[(&str, &str)], &str, bool)] = &[
+            (&[("meter", "watts")], "invalid_meter", BAD),
             (
                 &[
                     ("meter", "tokens"),
@@ -296,28 +291,42 @@ mod tests {
                     ("to", "2026-11-01T00:00:00Z"),
                 ],
                 "invalid_range",
+                UNANSWERABLE,
             ),
             (
-                &[
-                    ("meter", "tokens"),
-                    ("from", "2026-11-01T00:00:30Z"),
-                    ("to", "2026-12-01T00:00:00Z"),
-                ],
-                "invalid_range",
+                &[("meter", "tokens"), ("from", "2026-11-01T00:00:30Z")],
+                "invalid_time",
+                BAD,
             ),
             (
-                &[
-                    ("meter", "tokens"),
-                    ("from", "yesterday"),
-                    ("to", "2026-12-01T00:00:00Z"),
-                ],
-                "invalid_range",
+                &[("meter", "tokens"), ("from", "yesterday")],
+                "invalid_time",
+                BAD,
             ),
-            (&[("meter", "tokens"), ("window", "week")], "invalid_window"),
-            (&[("meter", "tokens"), ("tz", "Mars/Olympus")], "invalid_tz"),
+            (
+                &[("meter", "tokens"), ("from", "2026-02-30T00:00:00Z")],
+                "invalid_time",
+                UNANSWERABLE,
+            ),
+            (
+                &[("meter", "tokens"), ("window", "week")],
+                "invalid_window",
+                BAD,
+            ),
+            (
+                &[("meter", "tokens"), ("tz", "Mars/Olympus")],
+                "invalid_tz",
+                BAD,
+            ),
             (
                 &[("meter", "tokens"), ("group_by", "colour")],
                 "invalid_group_by",
+                BAD,
+            ),
+            (
+                &[("meter", "tokens"), ("group_by", "model,,user")],
+                "invalid_group_by",
+                BAD,
             ),
             (
                 &[
@@ -326,14 +335,20 @@ mod tests {
                     ("from", "2020-01-01T00:00:00Z"),
                 ],
                 "too_many_windows",
+                UNANSWERABLE,
             ),
         ];
-        for (pairs, code) in cases {
+        for (pairs, code, unanswerable) in cases {
             let mut p = RANGE.to_vec();
             p.retain(|(k, _)| !pairs.iter().any(|(n, _)| n == k));
             p.extend_from_slice(pairs);
             match UsageQuery::parse(&params(&p)) {
-                Err(QueryError::BadParam { code: got, .. }) => assert_eq!(got, *code, "{pairs:?}"),
+                Err(QueryError::BadParam { code: got, .. }) if !unanswerable => {
+                    assert_eq!(got, *code, "{pairs:?}")
+                }
+                Err(QueryError::Unprocessable { code: got, .. }) if *unanswerable => {
+                    assert_eq!(got, *code, "{pairs:?}")
+                }
                 other => panic!("{pairs:?}: expected {code}, got {other:?}"),
             }
         }
