@@ -48,6 +48,13 @@ enum Command {
         /// Checkpoint (commit) interval, shorter than `run`'s so rows visibly land.
         #[arg(long, default_value = "2s", value_parser = commands::produce::parse_duration)]
         checkpoint_interval: Duration,
+        /// Events of history loaded before the live traffic (0: none), so
+        /// forecasts and budgets have a past.
+        #[arg(long, default_value_t = 100_000)]
+        history_events: u64,
+        /// Days the history spans, ending now.
+        #[arg(long, default_value_t = 7)]
+        history_days: u32,
     },
     /// Query the lake with SQL and print the result.
     Sql {
@@ -137,6 +144,24 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "10000,50000,200000")]
         batch_rows: Vec<usize>,
     },
+    /// The embedded node end to end: events/s from HTTP to committed lake
+    /// rows and ingest latency at half that rate, for the configured graph
+    /// (config/local.toml: the whole platform chain) beside the built-in
+    /// decode → dedup → lake graph.
+    BenchEmbedded {
+        #[arg(long, default_value_t = 500_000)]
+        events: usize,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seconds of posting at half the measured rate.
+        #[arg(long, default_value_t = 20)]
+        latency_secs: u64,
+        /// Scratch folder (removed afterwards).
+        #[arg(long, default_value = "./data")]
+        dir: PathBuf,
+    },
     /// Measure the forecasts and the anomaly scan on generated seasonal
     /// traffic: MAPE at 24 h per tenant, precision and recall on planted anomalies.
     BenchForecast {
@@ -224,6 +249,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tenants,
             duration,
             checkpoint_interval,
+            history_events,
+            history_days,
         } => {
             let config = load_config(cli.config)?;
             commands::demo::run(
@@ -234,6 +261,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     tenants,
                     duration,
                     checkpoint_interval,
+                    history_events,
+                    history_days,
                 },
             )
             .await
@@ -316,6 +345,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::BenchForecast { seeds } => bench::forecast::run(&seeds),
+        Command::BenchEmbedded {
+            events,
+            batch,
+            clients,
+            latency_secs,
+            dir,
+        } => {
+            let config = load_config(cli.config)?;
+            bench::embedded::run(
+                &config,
+                bench::embedded::BenchEmbeddedArgs {
+                    events,
+                    batch,
+                    clients,
+                    latency_secs,
+                    dir,
+                },
+            )
+            .await
+        }
         Command::BenchKafka {
             events,
             latency_rate,

@@ -24,7 +24,7 @@ impl Modify for BearerAuth {
         http.bearer_format = Some("JWT".into());
         http.description = Some(
             "A JWT with claims `tenant` and `scopes` (events:write, usage:read, billing:read, \
-             billing:admin, sql:read, admin); `somaflow token` mints one"
+             billing:admin, sql:read, dispatch:consume, admin); `somaflow token` mints one"
                 .into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(http));

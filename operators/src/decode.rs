@@ -14,7 +14,7 @@ use somaflow_pipeline::events::{
     parse_event, peek_ids,
 };
 use somaflow_pipeline::log::is_idle_tick;
-use somaflow_pipeline::metrics::{DeadLetterLabels, metrics};
+use somaflow_pipeline::metrics::{DeadLetterLabels, NodeLabels, metrics};
 use somaflow_pipeline::runtime::trace::TraceCollector;
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
@@ -43,10 +43,14 @@ pub struct Decode {
 
 impl Decode {
     pub fn new(node: &str, bounds: TimeBounds, out_of_orderness_us: i64) -> Self {
-        // The dead-letter series exists from the start (0, not absent).
+        // The dead-letter and idle-tick series exist from the start (0, not
+        // absent).
         let _ = metrics().dead_letters.get_or_create(&DeadLetterLabels {
             node: node.to_string(),
             stage: STAGE.to_string(),
+        });
+        let _ = metrics().idle_ticks.get_or_create(&NodeLabels {
+            node: node.to_string(),
         });
         Self {
             node: node.to_string(),
@@ -88,6 +92,12 @@ impl Decode {
                 // counts as an event time for the watermark, and nothing else.
                 self.max_event_time =
                     Some(self.max_event_time.map_or(ingest_us, |m| m.max(ingest_us)));
+                metrics()
+                    .idle_ticks
+                    .get_or_create(&NodeLabels {
+                        node: self.node.clone(),
+                    })
+                    .inc();
                 continue;
             }
             let pos = SourcePosition {

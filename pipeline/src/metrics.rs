@@ -4,6 +4,7 @@
 //! `metrics` recorder would be); every stage records into it and
 //! `GET /metrics` encodes it.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -101,6 +102,9 @@ pub struct Metrics {
     pub events_out: Family<NodeTableLabels, Counter>,
     pub dead_letters: Family<DeadLetterLabels, Counter>,
     pub duplicates_dropped: Family<NodeLabels, Counter>,
+    /// Idle ticks of the embedded log a node read: log records, so counted
+    /// in `events_in` too, but never events (`events_in - idle_ticks`).
+    pub idle_ticks: Family<NodeLabels, Counter>,
     pub channel_queued_rows: Family<NodeLabels, Gauge>,
     pub channel_capacity_rows: Family<NodeLabels, Gauge>,
     pub batch_rows: HistogramFamily<NodeLabels>,
@@ -135,6 +139,9 @@ pub struct Metrics {
     pub policy_decisions: Family<PolicyLabels, Counter>,
     pub pii_redacted: Family<NodeLabels, Counter>,
     pub rows_rated: Family<OutcomeLabels, Counter>,
+    /// USD rated by accounting (live spend; a replay after a crash counts
+    /// again, the ledgers do not).
+    pub rated_cost_usd: Family<NodeLabels, Counter<f64, AtomicU64>>,
     pub usage_rows: Family<OutcomeLabels, Counter>,
     pub late_rows: Family<NodeLabels, Counter>,
     pub budget_events: Family<OutcomeLabels, Counter>,
@@ -150,6 +157,7 @@ impl Metrics {
             events_out: Family::default(),
             dead_letters: Family::default(),
             duplicates_dropped: Family::default(),
+            idle_ticks: Family::default(),
             channel_queued_rows: Family::default(),
             channel_capacity_rows: Family::default(),
             batch_rows: Family::new_with_constructor(batch_rows_histogram),
@@ -184,6 +192,7 @@ impl Metrics {
             policy_decisions: Family::default(),
             pii_redacted: Family::default(),
             rows_rated: Family::default(),
+            rated_cost_usd: Family::default(),
             usage_rows: Family::default(),
             late_rows: Family::default(),
             budget_events: Family::default(),
@@ -208,6 +217,11 @@ impl Metrics {
                 "duplicates_dropped",
                 "Repeated events dropped by dedup",
                 m.duplicates_dropped.clone(),
+            );
+            r.register(
+                "idle_ticks",
+                "Idle ticks of the embedded log read (records counted in events_in that are not events)",
+                m.idle_ticks.clone(),
             );
             r.register(
                 "channel_queued_rows",
@@ -374,6 +388,11 @@ impl Metrics {
                 "rows_rated",
                 "Conversation rows by rating outcome (rated, producer_cost, unpriced)",
                 m.rows_rated.clone(),
+            );
+            r.register(
+                "rated_cost_usd",
+                "USD of the conversations rated, as accounting priced them",
+                m.rated_cost_usd.clone(),
             );
             r.register(
                 "usage_rows",

@@ -14,6 +14,7 @@ use somaflow_pipeline::events::schema::RAW_TABLE;
 use somaflow_pipeline::log::DurableLog;
 use somaflow_pipeline::runtime::{Batch, Emitter, Node};
 
+use super::post_ndjson;
 use crate::config::Config;
 use crate::generator::{Generator, GeneratorConfig};
 use crate::node::EmbeddedNode;
@@ -222,17 +223,7 @@ async fn http_ingest(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 let t = Instant::now();
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                anyhow::ensure!(
-                    resp.status().as_u16() == 202,
-                    "ingest answered {}",
-                    resp.status()
-                );
+                post_ndjson(&client, &url, body.clone()).await?;
                 latencies.push(t.elapsed());
             }
             anyhow::Ok(latencies)

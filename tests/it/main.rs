@@ -8,6 +8,7 @@ mod cloudevents;
 mod cluster;
 mod contract;
 mod crash;
+mod demo;
 mod embedded;
 mod endpoints;
 mod enrich;

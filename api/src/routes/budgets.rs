@@ -1,15 +1,15 @@
 //! `GET /v1/budgets/{tenant}[?month=YYYY-MM]`: a tenant's month-to-date
 //! spend against its monthly budget (default: the current UTC month), as
-//! the budget ledger in Redis holds it (see [`somaflow_sql::budgets`]).
+//! the budget ledger holds it: in Redis on a cluster node, in the pipeline
+//! process on an embedded one (see [`somaflow_sql::budgets`]).
 //! `PUT /v1/budgets/{tenant}` `{"monthly_budget_usd": "250.00"}`: sets a
 //! tenant's monthly budget (0 removes it; `billing:admin`). It applies to
-//! the current month's ledger at once; the pipeline picks the new metadata
-//! up within `enrich.ttl_secs` (until then a push may carry the old budget
-//! from its cache). Answers the budget as `GET` does.
+//! the current month's ledger at once and to the tenant's metadata (the
+//! tenants file, or Redis). Answers the budget as `GET` does.
 //!
 //! Answers: 400 for a bad month, tenant id or budget, 404 for a tenant
-//! with neither metadata nor spend that month, 501 when the node has no
-//! `[redis]` url (the ledger then lives inside the pipeline process only),
+//! with neither metadata nor spend that month, 501 on a cluster node
+//! without a `[redis]` url (its ledger is in no place the API can read),
 //! 503 while Redis does not answer.
 
 use axum::Json;
@@ -92,7 +92,7 @@ fn budget_nanos(value: &Value) -> Result<i128, ApiError> {
     params(TenantPath, BudgetQuery),
     responses((status = 200, description = "Budget, month-to-date spend and status", body = BudgetAnswer),
         (status = 404, description = "Unknown tenant", body = crate::error::ErrorBody),
-        (status = 501, description = "No [redis] url on this node", body = crate::error::ErrorBody), crate::responses::Refusals),
+        (status = 501, description = "A cluster node without a [redis] url", body = crate::error::ErrorBody), crate::responses::Refusals),
     security(("bearer" = ["billing:read"])))]
 pub async fn get_budget(
     State(state): State<AppState>,
@@ -124,8 +124,8 @@ async fn answer(
     let month = month_or_current(month)?;
     let budgets = budgets.ok_or_else(|| ApiError::NotConfigured {
         code: "budgets_not_configured",
-        message: "this node has no [redis] url: budgets are then counted inside the pipeline \
-                  process only and cannot be read here; set redis.url (SOMAFLOW_REDIS__URL)"
+        message: "this cluster node has no [redis] url: its budgets are counted by the \
+                  workers, where the API cannot read them; set redis.url (SOMAFLOW_REDIS__URL)"
             .to_string(),
     })?;
     Ok(budgets.status(tenant, &month).await?)
@@ -171,7 +171,8 @@ pub async fn put_budget(
         .as_ref()
         .ok_or_else(|| ApiError::NotConfigured {
             code: "budgets_not_configured",
-            message: "this node has no [redis] url, where budgets live; set redis.url".into(),
+            message: "this cluster node has no [redis] url, where budgets live; set redis.url"
+                .into(),
         })?;
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     budgets

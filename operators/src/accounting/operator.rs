@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, Decimal128Array, StringArray};
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::metrics::{metrics, outcome};
+use somaflow_pipeline::metrics::{NodeLabels, metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use super::prices::in_effect;
@@ -73,6 +73,12 @@ impl TokenAccounting {
         }
         let with_producer_cost = (n - producer.null_count()) as u64;
         let m = metrics();
+        let rated_nanos: i128 = costs.iter().flatten().sum();
+        m.rated_cost_usd
+            .get_or_create(&NodeLabels {
+                node: self.node.clone(),
+            })
+            .inc_by(rated_nanos as f64 / 1e9);
         m.rows_rated
             .get_or_create(&outcome(&self.node, "rated"))
             .inc_by(n as u64 - unpriced);

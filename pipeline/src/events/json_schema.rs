@@ -16,8 +16,8 @@ pub fn event_json_schema() -> Value {
     let kinds: Vec<Value> = EventKind::ALL.iter().map(|k| kind_schema(*k)).collect();
     json!({
         "description": "A CloudEvents 1.0 event (structured mode). Also checked, with the refusal \
-            listed in the answer: `time` within the ingest bounds (ingest.max_age_days back, \
-            ingest.max_future_secs ahead), decimals with at most 9 places, and for \
+            listed in the answer: `time` within the ingest bounds (pipeline.max_event_age_days \
+            back, pipeline.max_future_secs ahead), decimals with at most 9 places, and for \
             conversations cached_input_tokens ≤ input_tokens and reasoning_tokens ≤ output_tokens.",
         "oneOf": kinds,
     })

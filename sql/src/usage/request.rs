@@ -282,7 +282,8 @@ mod tests {
     fn each_mistake_is_named_malformed_400_unanswerable_422() {
         const BAD: bool = false;
         const UNANSWERABLE: bool = true;
-        let cases: &[(&[(&str, &str)], &str, bool)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, bool);
+        let cases: &[Case] = &[
             (&[("meter", "watts")], "invalid_meter", BAD),
             (
                 &[
