@@ -129,7 +129,7 @@ impl LogAgentQueue {
 #[async_trait]
 impl AgentQueue for LogAgentQueue {
     async fn send(&self, messages: Vec<StepMessage>) -> Result<(), DispatchError> {
-        // One append per pool, in the order of the batch.
+        // One append per pool, each in the order of the batch.
         let mut pools: Vec<(&str, Vec<bytes::Bytes>)> = Vec::new();
         for m in &messages {
             let payload = serde_json::to_vec(m).map_err(|e| DispatchError::Send {
@@ -143,21 +143,25 @@ impl AgentQueue for LogAgentQueue {
             }
         }
         let now = chrono::Utc::now().timestamp_micros();
-        for (pool, payloads) in pools {
+        // Each pool is a log of its own: their fsyncs overlap instead of
+        // queueing one behind the other (order is kept within a pool).
+        let appends = pools.into_iter().map(|(pool, payloads)| {
             let first = messages
                 .iter()
                 .find(|m| m.agent_pool == pool)
                 .map_or(String::new(), |m| m.event_id.clone());
-            self.queues
-                .append_new(pool, now, payloads)
-                .await
-                .map_err(|e| DispatchError::Send {
-                    event_id: first,
-                    topic: pool.to_string(),
-                    reason: e.to_string(),
-                })?;
-        }
-        Ok(())
+            async move {
+                self.queues
+                    .append_new(pool, now, payloads)
+                    .await
+                    .map_err(|e| DispatchError::Send {
+                        event_id: first,
+                        topic: pool.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
+        });
+        try_join_all(appends).await.map(|_| ())
     }
 }
 
