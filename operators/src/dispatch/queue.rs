@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -161,7 +161,13 @@ impl AgentQueue for LogAgentQueue {
                     })
             }
         });
-        try_join_all(appends).await.map(|_| ())
+        // Every append runs to its end even when another fails: one cut
+        // short would be on disk without its keys recorded, and the replay
+        // after the error would queue its steps a second time.
+        join_all(appends)
+            .await
+            .into_iter()
+            .try_for_each(|appended| appended.map(|_| ()))
     }
 }
 
