@@ -3,7 +3,7 @@
 # missing, start on test ports with their own data folders, wait until
 # ready, stop. Nothing here is mocked.
 #
-#   scripts/services.sh deps                 build tools (mold linker, C toolchain bits)
+#   scripts/services.sh deps                 build and test tools (mold linker, Prometheus, Chromium, npm)
 #   scripts/services.sh start   [SERVICE…]   install if missing, start, wait until ready
 #   scripts/services.sh stop    [SERVICE…]
 #   scripts/services.sh status  [SERVICE…]
@@ -213,6 +213,10 @@ deps() {
   # the real server and checks the alert rules and /metrics with promtool.
   # Without recommends: no node exporter daemon.
   APT_EXTRA=--no-install-recommends apt_install prometheus
+  # The console's browser tests: Debian's Chromium driven by playwright-core
+  # from npm (scripts/console-tools.sh installs it with the lockfile).
+  APT_EXTRA=--no-install-recommends apt_install chromium
+  command -v npm >/dev/null || APT_EXTRA=--no-install-recommends apt_install nodejs npm
   command -v cargo >/dev/null || die "cargo is missing: install Rust (stable) with rustup"
 }
 

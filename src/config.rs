@@ -283,6 +283,8 @@ mod tests {
                 ("SOMAFLOW_SERVER__LISTEN", "127.0.0.1:2"),
                 ("SOMAFLOW_LAKE__MAX_ROWS_PER_SEC", "500"),
                 ("OTHER", "x"),
+                // Read by `somaflow produce --token`, not a config key.
+                ("SOMAFLOW_TOKEN", "eyJ.x.y"),
             ],
         )
         .unwrap();

@@ -36,6 +36,8 @@ impl Modify for BearerAuth {
     info(title = "somaflow", description = "Usage, billing, forecasts and SQL over the AI-agent platform's events"),
     paths(
         routes::events::post_events,
+        routes::events::get_recent,
+        routes::me::get_me,
         routes::sql::post_sql,
         routes::usage::get_usage,
         routes::billing::post_billing_events,

@@ -21,8 +21,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::config::ServerConfig;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    billing, budgets, capsules, dispatch, events, forecasts, health, kamachiq, ledgers, metadata,
-    sql, usage,
+    billing, budgets, capsules, dispatch, events, forecasts, health, kamachiq, ledgers, me,
+    metadata, sql, usage,
 };
 use crate::state::AppState;
 
@@ -30,6 +30,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.body_limit;
     Router::new()
         .route("/v1/events", post(events::post_events))
+        .route("/v1/events/recent", get(events::get_recent))
+        .route("/v1/me", get(me::get_me))
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/usage", get(usage::get_usage))
         .route("/v1/forecasts", get(forecasts::get_forecast))
@@ -53,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/dispatch/{pool}", get(dispatch::fetch))
         .route("/v1/dispatch/{pool}/commit", post(dispatch::commit))
+        .route("/", get(crate::console::index))
+        .route("/console/{*path}", get(crate::console::file))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

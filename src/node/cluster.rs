@@ -84,7 +84,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     let ingest = Ingest::Kafka(KafkaIngest::new(kafka, health)?);
     let server = start_http(config, ingest, status.clone(), None).await?;
     let addr = server.addr;
-    info!(%addr, %worker, mode = ?config.cluster.mode, "somaflow cluster worker is listening");
+    info!(%addr, %worker, mode = ?config.cluster.mode, console = %format_args!("http://{addr}/"), "somaflow cluster worker is listening");
 
     let mut supervisor = Supervisor {
         config,

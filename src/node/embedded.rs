@@ -50,7 +50,7 @@ impl EmbeddedNode {
         let ticks = (config.pipeline.idle_timeout_ms > 0)
             .then(|| log.spawn_idle_ticks(Duration::from_millis(config.pipeline.idle_timeout_ms)));
         let addr = server.addr;
-        info!(%addr, "somaflow is listening");
+        info!(%addr, console = %format_args!("http://{addr}/"), "somaflow is listening");
         Ok(EmbeddedNode {
             addr,
             log,

@@ -6,6 +6,7 @@ mod bad_input;
 mod clickhouse;
 mod cloudevents;
 mod cluster;
+mod console;
 mod contract;
 mod crash;
 mod demo;

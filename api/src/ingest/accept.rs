@@ -12,6 +12,7 @@ use somaflow_pipeline::events::{BodyFormat, TimeBounds, parse_event, split_body}
 use somaflow_pipeline::log::is_idle_tick;
 use somaflow_pipeline::metrics::metrics;
 
+use super::recent::{RECENT_CAPACITY, RecentEvent, recent_events};
 use super::store::{Checked, Ingest, IngestError};
 use crate::auth::AuthError;
 use crate::error::ApiError;
@@ -42,6 +43,7 @@ pub async fn ingest_body(
     let ingest_time_us = chrono::Utc::now().timestamp_micros();
     let mut rejected = Vec::new();
     let mut checked = Vec::with_capacity(records.len());
+    let mut fresh = Vec::with_capacity(records.len().min(RECENT_CAPACITY));
     for (index, record) in records.iter().enumerate() {
         if is_idle_tick(record) {
             // The log's own control record: refused, and not stored, where
@@ -53,7 +55,19 @@ pub async fn ingest_body(
             continue;
         }
         let verdict = match parse_event(record, ingest_time_us, time_bounds) {
-            Ok(event) => Ok((event.kind, event.tenant_id.into_owned())),
+            Ok(event) => {
+                if records.len() - index <= RECENT_CAPACITY {
+                    fresh.push(RecentEvent {
+                        id: event.id.into_owned(),
+                        type_name: event.kind.type_name(),
+                        table: event.kind.table(),
+                        tenant: event.tenant_id.to_string(),
+                        event_time_us: event.event_time_us,
+                        accepted_us: ingest_time_us,
+                    });
+                }
+                Ok((event.kind, event.tenant_id.into_owned()))
+            }
             Err(e) => {
                 let error = e.to_string();
                 rejected.push(Rejection {
@@ -96,6 +110,7 @@ pub async fn ingest_body(
     let m = metrics();
     m.ingest_accepted.inc_by(accepted as u64);
     m.ingest_rejected.inc_by(rejected.len() as u64);
+    recent_events().record(fresh);
     // Every event refused: the request as a whole could not be processed,
     // though each part was read (422, with the reasons). A body of no
     // events stores nothing and refuses nothing: 202.

@@ -2,19 +2,23 @@
 //! NDJSON; or one event in binary mode, `ce-*` headers and the data as the
 //! body), validated per event, stored (embedded log or Kafka, see [`crate::ingest`]), answered
 //! only once durable. Refused events are stored too, as dead letters to be,
-//! so the answer and the dead letters always agree.
+//! so the answer and the dead letters always agree. `GET /v1/events/recent`:
+//! the newest accepted ones, for a live view.
 
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use somaflow_pipeline::events::BodyFormat;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::access::Caller;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::ingest::{IngestAnswer, binary, ingest_body};
+use crate::ingest::{IngestAnswer, RECENT_CAPACITY, binary, ingest_body, recent_events};
 use crate::state::AppState;
 
 const MEDIA_TYPES: &str = "application/cloudevents+json, application/cloudevents-batch+json or \
@@ -94,4 +98,57 @@ pub async fn post_events(
         &body,
     )
     .await
+}
+
+/// `GET /v1/events/recent`'s parameters.
+#[derive(Debug, Deserialize)]
+pub struct RecentParams {
+    pub tenant: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl utoipa::IntoParams for RecentParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use somaflow_sql::contract::{self, query};
+        vec![
+            query(
+                "tenant",
+                false,
+                "Only this tenant's events (a tenant's token sees its own only)",
+                contract::id(),
+            ),
+            query(
+                "limit",
+                false,
+                "How many, newest first (default 50)",
+                contract::integer(1, RECENT_CAPACITY as u64),
+            ),
+        ]
+    }
+}
+
+/// The newest events this node accepted over HTTP (envelopes only), for
+/// a live view: they show here at their `202`, before any checkpoint.
+#[utoipa::path(get, path = "/v1/events/recent", tag = "events",
+    params(RecentParams),
+    responses(
+        (status = 200, description = "`{events: [{id, type, table, tenant, event_time_us, accepted_us}]}`, newest first; kept in memory, the newest 256 since the node started", body = Object),
+        crate::responses::Refusals),
+    security(("bearer" = ["usage:read"])))]
+pub async fn get_recent(
+    caller: Caller,
+    query: Result<Query<RecentParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::UsageRead)?;
+    let Query(p) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let tenant = caller.tenant(p.tenant.as_deref())?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=RECENT_CAPACITY).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit={limit}: ask for 1 to {RECENT_CAPACITY} events"),
+        ));
+    }
+    let events = recent_events().newest(limit, tenant.as_deref());
+    Ok(Json(json!({ "events": events })))
 }

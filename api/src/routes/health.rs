@@ -46,6 +46,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         "problems": problems,
         "warnings": warnings,
         "last_checkpoint": state.pipeline.last_checkpoint(),
+        "last_checkpoint_at_ms": state.pipeline.last_checkpoint_at_ms(),
     });
     if let Ingest::Log(log) = &state.ingest {
         body["log_end_offset"] = json!(log.end_offset());

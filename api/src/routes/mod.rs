@@ -9,6 +9,7 @@ pub mod forecasts;
 pub mod health;
 pub mod kamachiq;
 pub mod ledgers;
+pub mod me;
 pub mod metadata;
 pub mod sql;
 pub mod usage;

@@ -7,15 +7,20 @@ use super::ConfigError;
 const PREFIX: &str = "SOMAFLOW_";
 
 /// `SOMAFLOW_…` variables that are not config keys: the config file path
-/// (read by the CLI) and the settings of `scripts/services.sh`.
+/// and the bearer token (read by the CLI), and the settings of the scripts
+/// (`scripts/services.sh`, `python-tools.sh`, `console-tools.sh`).
 const NOT_CONFIG: &[&str] = &[
     "CONFIG",
+    "TOKEN",
     "SERVICES_DIR",
     "KAFKA_PORT",
     "KAFKA_STORAGE",
     "REDIS_PORT",
     "CLICKHOUSE_PORT",
+    "CLICKHOUSE_TCP_PORT",
     "TANSU_ROOT",
+    "CACHE",
+    "CHROMIUM",
 ];
 
 pub fn apply_env_overrides(

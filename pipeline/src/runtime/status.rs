@@ -9,6 +9,8 @@ pub struct PipelineStatus {
     running: AtomicBool,
     last_epoch: AtomicU64,
     checkpoints: AtomicU64,
+    /// When the newest checkpoint completed, in ms since the Unix epoch.
+    last_checkpoint_at_ms: AtomicU64,
     failure: Mutex<Option<String>>,
 }
 
@@ -24,6 +26,16 @@ impl PipelineStatus {
     pub fn checkpoint_done(&self, epoch: u64) {
         self.last_epoch.store(epoch, Ordering::SeqCst);
         self.checkpoints.fetch_add(1, Ordering::SeqCst);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_checkpoint_at_ms.store(now_ms, Ordering::SeqCst);
+    }
+
+    /// When this process completed its newest checkpoint (ms since the
+    /// Unix epoch), `None` before its first.
+    pub fn last_checkpoint_at_ms(&self) -> Option<u64> {
+        Some(self.last_checkpoint_at_ms.load(Ordering::SeqCst)).filter(|&ms| ms > 0)
     }
 
     /// Epoch of the newest complete checkpoint (0 before the first).

@@ -234,6 +234,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         config.lake_url()
     );
     println!(
+        "console: {url}/ in a browser (live pipeline, spend, budgets, forecasts, workflows, SQL)"
+    );
+    println!(
         "graph: {}\n",
         config
             .nodes()
