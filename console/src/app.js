@@ -17,7 +17,7 @@ import sqlPage from './pages/sql.js';
 const PAGES = { live, spend, usage, workflows, marketplace, sql: sqlPage };
 const ALL = '';
 
-const state = { me: null, tenants: [], tenant: ALL, page: null, timer: null, busy: false, generation: 0 };
+const state = { me: null, tenants: [], tenant: ALL, page: null, timer: null, busy: false, generation: 0, epoch: null };
 
 function banner(message) {
   const element = document.getElementById('banner');
@@ -79,6 +79,25 @@ async function loadTenants() {
     state.tenants.map((t) => h('option', { value: t, selected: t === state.tenant }, t)))));
 }
 
+/**
+ * Whether a panel reading the lake or ClickHouse should ask again: rows
+ * change only when a checkpoint publishes them, so it asks when `/ready`
+ * names a newer checkpoint than its last answer was read after (and at
+ * least once a minute, for rows another worker published). `every` sets a
+ * longer floor for answers that change slowly (a forecast over closed
+ * hours).
+ */
+function changedSince(seen) {
+  return async (key, fetchAndShow, { every = 0 } = {}) => {
+    const last = seen.get(key);
+    const now = Date.now();
+    if (last && (now - last.at < every || (last.epoch === state.epoch && now - last.at < 60_000))) return;
+    const epoch = state.epoch;
+    await fetchAndShow();
+    seen.set(key, { epoch, at: now });
+  };
+}
+
 function context() {
   return {
     me: state.me,
@@ -90,6 +109,8 @@ function context() {
     admin: Boolean(state.me && state.me.tenant === null),
     /** Builds the page again (a setting that changes its layout). */
     remount: show,
+    /** Runs a panel's query only when new rows may be there ([`changedSince`]). */
+    whenChanged: changedSince(new Map()),
   };
 }
 
@@ -103,6 +124,9 @@ async function refresh() {
   if (!state.page || state.busy || document.hidden) return;
   state.busy = true;
   try {
+    // The newest checkpoint: lake-backed panels ask again only after one.
+    const ready = await fetch('/ready', { cache: 'no-store' }).then((r) => r.json()).catch(() => null);
+    state.epoch = ready?.last_checkpoint ?? state.epoch;
     await state.page.refresh();
     document.getElementById('updated').textContent = `updated ${time(new Date())}`;
   } catch (e) {

@@ -124,7 +124,7 @@ function mount(root, ctx) {
   return {
     refresh: () => Promise.all([
       platform ? guard(tiles, refreshPlatform) : null,
-      guard(dead, refreshDeadLetters),
+      guard(dead, () => ctx.whenChanged('dead-letters', refreshDeadLetters)),
       guard(recent, refreshRecent),
     ]),
     destroy: () => chart?.destroy(),

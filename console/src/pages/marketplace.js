@@ -4,7 +4,7 @@
 // marketplace_transactions, tenant-scoped like any SQL).
 
 import { api, query, records, sql } from '../lib/api.js';
-import { count, usd } from '../lib/format.js';
+import { count, usd, wholeMinute } from '../lib/format.js';
 import { bar, h, panel, table } from '../lib/dom.js';
 
 const BY = [['runs', 'Top capsules by runs'], ['cost', 'by cost'], ['revenue', 'by revenue']];
@@ -16,7 +16,9 @@ function mount(root, ctx) {
 
   async function refreshBoard({ by, panel: p }) {
     const tenant = ctx.tenant ?? (ctx.admin ? '*' : ctx.oneTenant);
-    const answer = await api(`/v1/tenants/${encodeURIComponent(tenant)}/capsules/top?${query({ by, limit: 10 })}`);
+    // Whole minutes: the same question for a minute, so its answer is kept.
+    const to = Date.now() + 60_000;
+    const answer = await api(`/v1/tenants/${encodeURIComponent(tenant)}/capsules/top?${query({ by, limit: 10, from: wholeMinute(to - 30 * 86_400_000), to: wholeMinute(to) })}`);
     const value = (c) => (by === 'runs' ? Number(c.runs) : Number(by === 'cost' ? c.cost_usd : c.revenue_usd));
     const top = Math.max(...answer.capsules.map(value), 1e-9);
     p.fill(table([
@@ -53,8 +55,8 @@ function mount(root, ctx) {
 
   return {
     refresh: () => Promise.all([
-      ...boards.map((b) => refreshBoard(b).catch((e) => b.panel.error(e))),
-      refreshPayouts().catch((e) => payouts.error(e)),
+      ...boards.map((b) => ctx.whenChanged(`top-${b.by}`, () => refreshBoard(b)).catch((e) => b.panel.error(e))),
+      ctx.whenChanged('payouts', refreshPayouts).catch((e) => payouts.error(e)),
     ]),
   };
 }

@@ -24,6 +24,7 @@ function mount(root, ctx) {
     budgets.element, hourly.element, ledger.element));
   const chart = timeChart(hourly.body, { money: true, height: 240 });
   let period = monthOf();
+  let tenants = [];
 
   const usage = (params) => api(`/v1/usage?${query({ meter: 'cost_usd', tenant: ctx.tenant, ...params })}`);
   const to = () => wholeMinute(new Date(Date.now() + 60_000));
@@ -59,7 +60,7 @@ function mount(root, ctx) {
     return tenants;
   }
 
-  async function refreshBudgets(tenants) {
+  async function refreshBudgets() {
     const names = ctx.tenant ? [ctx.tenant] : tenants.slice(0, BUDGET_BARS).map((t) => t.tenant);
     const answers = await Promise.all(names.map((t) =>
       api(`/v1/budgets/${encodeURIComponent(t)}`).catch((e) => ({ tenant: t, error: e }))));
@@ -89,7 +90,7 @@ function mount(root, ctx) {
     const lines = [...answer.lines].sort((a, b) => Number(b.amount_usd) - Number(a.amount_usd));
     ledger.fill(
       h('div', { class: 'toolbar' },
-        select(months.map((m) => [m, m]), period, (m) => { period = m; refreshLedger().catch((e) => ledger.error(e)); }, { label: 'month', testid: 'ledger-month' }),
+        select(months.map((m) => [m, m]), period, (m) => { period = m; showLedger().catch((e) => ledger.error(e)); }, { label: 'month', testid: 'ledger-month' }),
         h('span', {}, `tenant ${tenant}`),
         h('button', {
           type: 'button',
@@ -114,13 +115,16 @@ function mount(root, ctx) {
     );
   }
 
+  const showLedger = () => ctx.whenChanged(`ledger:${ctx.oneTenant}:${period}`, refreshLedger);
   return {
     async refresh() {
-      const tenants = await refreshMonth().catch((e) => { totals.error(e); return []; });
+      // Cost per tenant and model, the hourly chart and the ledger read the
+      // lake (asked again after a checkpoint); budgets read the live ledger.
+      await ctx.whenChanged('month', async () => { tenants = await refreshMonth(); }).catch((e) => totals.error(e));
       await Promise.all([
-        refreshBudgets(tenants).catch((e) => budgets.error(e)),
-        refreshHourly().catch((e) => hourly.error(e)),
-        refreshLedger().catch((e) => ledger.error(e)),
+        refreshBudgets().catch((e) => budgets.error(e)),
+        ctx.whenChanged('hourly', refreshHourly).catch((e) => hourly.error(e)),
+        showLedger().catch((e) => ledger.error(e)),
       ]);
     },
     destroy: () => chart.destroy(),

@@ -60,8 +60,9 @@ function mount(root) {
         h('button', { type: 'button', onclick: csv, 'data-testid': 'sql-csv' }, 'download CSV')),
       box)),
   result.element));
-  return { refresh: run };
+  result.fill(h('p', { class: 'empty' }, 'Run a query (Ctrl+Enter): it reads the lake when asked, never on a timer.'));
+  return { refresh: async () => {} };
 }
 
-// A query runs when asked (and once on opening), not on a timer.
+// A query runs when asked, not on opening nor on a timer.
 export default { title: 'SQL', interval: 0, mount };

@@ -113,9 +113,11 @@ function mount(root, ctx) {
     ], scan.anomalies, { empty: `no anomalies for ${tenant} in the last 7 days`, testid: 'anomalies' }));
   }
 
+  // The usage series is asked again after a checkpoint; the forecast and
+  // the scan read closed hours only, so once a minute at most.
   refreshAll = () => Promise.all([
-    refreshUsage().catch((e) => series.error(e)),
-    refreshForecast().catch((e) => forecast.error(e)),
+    ctx.whenChanged(`usage:${JSON.stringify(settings)}`, refreshUsage).catch((e) => series.error(e)),
+    ctx.whenChanged(`forecast:${settings.meter}`, refreshForecast, { every: 60_000 }).catch((e) => forecast.error(e)),
   ]);
   return {
     refresh: refreshAll,

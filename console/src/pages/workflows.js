@@ -13,7 +13,7 @@ import { h, panel, stat, table } from '../lib/dom.js';
 function mount(root, ctx) {
   const summary = panel('Runs, last 30 days', { wide: true });
   const steps = panel('Workflow steps per hour, last 7 days', { wide: true });
-  const pools = panel('Agent pools, last 30 days', { wide: true, note: 'queued steps dispatch sent to each pool, and those it refused' });
+  const pools = panel('Agent pools, last 7 days', { wide: true, note: 'queued steps dispatch sent to each pool, and those it refused' });
   root.append(h('div', { class: 'grid' }, summary.element, steps.element, pools.element));
   const chart = timeChart(steps.body, { height: 220 });
 
@@ -23,7 +23,9 @@ function mount(root, ctx) {
       summary.fill(h('p', { class: 'empty' }, 'no tenant to show'));
       return;
     }
-    const s = await api(`/v1/kamachiq/summary?${query({ tenant })}`);
+    // Whole minutes: the same question for a minute, so its answer is kept.
+    const to = Date.now() + 60_000;
+    const s = await api(`/v1/kamachiq/summary?${query({ tenant, from: wholeMinute(to - 30 * 86_400_000), to: wholeMinute(to) })}`);
     summary.fill(h('p', { class: 'note' }, `tenant ${tenant}`), h('div', { class: 'stats' },
       stat('runs', count(s.runs), { testid: 'wf-runs', value: s.runs }),
       stat('success rate', percent(s.success_rate, { ratio: true }), { testid: 'wf-success', value: s.success_rate }),
@@ -47,7 +49,7 @@ function mount(root, ctx) {
   }
 
   async function refreshPools() {
-    const since = new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
+    const since = new Date(Date.now() - 7 * 86_400_000).toISOString().slice(0, 10);
     const tenant = ctx.tenant ? ` AND w.tenant_id = '${ctx.tenant}'` : '';
     const answer = await sql(`
       SELECT w.agent_pool AS pool,
@@ -69,14 +71,14 @@ function mount(root, ctx) {
       { label: 'over budget', num: true, value: (r) => count(r.over_budget) },
       { label: 'rate limited', num: true, value: (r) => count(r.rate_limited) },
       { label: 'policy denied', num: true, value: (r) => count(r.policy_denied) },
-    ], rows, { empty: 'no queued workflow steps in the last 30 days', testid: 'wf-pools' }));
+    ], rows, { empty: 'no queued workflow steps in the last 7 days', testid: 'wf-pools' }));
   }
 
   return {
     refresh: () => Promise.all([
-      refreshSummary().catch((e) => summary.error(e)),
-      refreshSteps().catch((e) => steps.error(e)),
-      refreshPools().catch((e) => pools.error(e)),
+      ctx.whenChanged('summary', refreshSummary).catch((e) => summary.error(e)),
+      ctx.whenChanged('steps', refreshSteps).catch((e) => steps.error(e)),
+      ctx.whenChanged('pools', refreshPools).catch((e) => pools.error(e)),
     ]),
     destroy: () => chart.destroy(),
   };
