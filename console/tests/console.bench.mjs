@@ -5,10 +5,10 @@
 //                                    navigation to the page's first data
 //                                    drawn (`data-ready`), RUNS cold loads
 //                                    each, as JSON lines
-//   node console.bench.mjs consoles  CONSOLES tabs, each on a page with its
-//                                    auto-refresh, switching page every 20 s,
-//                                    until SIGTERM; prints "open" once all
-//                                    show data
+//   node console.bench.mjs consoles  CONSOLES tabs, each open on one page
+//                                    (Live, Spend, Usage, Workflows,
+//                                    Marketplace) with its auto-refresh, until
+//                                    SIGTERM; prints "open" once all show data
 //
 // Environment: BASE, CHROMIUM, TOKEN (optional), RUNS (5), CONSOLES (5).
 
@@ -58,13 +58,8 @@ if (process.argv[2] === 'tti') {
   const tabs = await Promise.all(Array.from({ length: CONSOLES }, tab));
   await Promise.all(tabs.map((page, i) => open(page, PAGES[i % PAGES.length])));
   console.log('open');
-  let round = 0;
-  const timer = setInterval(() => {
-    round += 1;
-    tabs.forEach((page, i) => open(page, PAGES[(i + round) % (PAGES.length - 1)]).catch(() => {}));
-  }, 20_000);
+  // Each tab stays on its page, refreshing as a person watching it sees.
   process.on('SIGTERM', async () => {
-    clearInterval(timer);
     await browser.close();
     process.exit(0);
   });

@@ -16,22 +16,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ClusterScenario, FAST_CHECKPOINTS, Somaflow, kafka_broker, kafka_serial, repo, sql,
+    ClusterScenario, FAST_CHECKPOINTS, Somaflow, kafka_broker, kafka_serial, repo, sql, tool_path,
 };
 
 /// Runs the SDK script on `request`; its JSON answer.
 fn sdk(request: &Value) -> Value {
-    let tools = Command::new("bash")
-        .arg(repo().join("scripts/python-tools.sh"))
-        .output()
-        .expect("scripts/python-tools.sh");
-    assert!(
-        tools.status.success(),
-        "installing the CloudEvents SDK from PyPI failed (scripts/python-tools.sh): {}",
-        String::from_utf8_lossy(&tools.stderr)
-    );
-    let python = String::from_utf8(tools.stdout).unwrap();
-    let mut child = Command::new(python.trim())
+    let python = tool_path("python-tools.sh", "the CloudEvents SDK from PyPI");
+    let mut child = Command::new(python)
         .arg(repo().join("tests/fixtures/cloudevents_sdk.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

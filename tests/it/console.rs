@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{BIN, TEST_SECRET, platform_files, repo, rows_as, start_platform, token};
+use crate::support::{
+    AUTH_ON, BIN, platform_files, repo, rows_as, start_platform, token, tool_path,
+};
 
 /// The tenant whose token must see only itself.
 const TENANT: &str = "tenant-0003";
@@ -18,28 +20,11 @@ const TENANT: &str = "tenant-0003";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_console_page_shows_the_apis_answers_only_to_whom_may_see_them_and_live_within_10_s()
 {
-    let tools = Command::new("bash")
-        .arg(repo().join("scripts/console-tools.sh"))
-        .output()
-        .expect("scripts/console-tools.sh");
-    assert!(
-        tools.status.success(),
-        "the console's browser tools are missing: {}\nrun `bash scripts/services.sh deps` (Chromium, npm), then `bash scripts/console-tools.sh`",
-        String::from_utf8_lossy(&tools.stderr)
-    );
-    let chromium = String::from_utf8(tools.stdout).unwrap().trim().to_string();
+    let chromium = tool_path("console-tools.sh", "Chromium and playwright-core (npm)");
 
     let dir = tempfile::tempdir().unwrap();
     let files = platform_files(dir.path());
-    let node = start_platform(
-        dir.path(),
-        &files,
-        &[
-            ("SOMAFLOW_AUTH__SECRET", TEST_SECRET),
-            ("SOMAFLOW_AUTH__REQUESTS_PER_SECOND", "100000"),
-            ("SOMAFLOW_AUTH__REQUEST_BURST", "100000"),
-        ],
-    );
+    let node = start_platform(dir.path(), &files, &AUTH_ON);
     node.wait_ready().await;
     let base = node.url();
     let admin = token(None, &["admin"]);

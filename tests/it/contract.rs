@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use crate::support::{TEST_SECRET, platform_files, repo, start_platform, token};
+use crate::support::{AUTH_ON, platform_files, repo, start_platform, token, tool_path};
 
 /// Examples per operation in the fuzzing phase (the coverage phase adds
 /// its own, from the schema's boundaries).
@@ -18,27 +18,10 @@ const EXAMPLES: &str = "30";
 async fn schemathesis_finds_nothing_against_the_embedded_node() {
     let dir = tempfile::tempdir().unwrap();
     let files = platform_files(dir.path());
-    let node = start_platform(
-        dir.path(),
-        &files,
-        &[
-            ("SOMAFLOW_AUTH__SECRET", TEST_SECRET),
-            ("SOMAFLOW_AUTH__REQUESTS_PER_SECOND", "100000"),
-            ("SOMAFLOW_AUTH__REQUEST_BURST", "100000"),
-        ],
-    );
+    let node = start_platform(dir.path(), &files, &AUTH_ON);
     node.wait_ready().await;
-    let tools = Command::new("bash")
-        .arg(repo().join("scripts/python-tools.sh"))
-        .output()
-        .expect("scripts/python-tools.sh");
-    assert!(
-        tools.status.success(),
-        "installing schemathesis from PyPI failed (scripts/python-tools.sh): {}",
-        String::from_utf8_lossy(&tools.stderr)
-    );
-    let python = String::from_utf8(tools.stdout).unwrap();
-    let schemathesis = std::path::Path::new(python.trim()).with_file_name("schemathesis");
+    let python = tool_path("python-tools.sh", "schemathesis from PyPI");
+    let schemathesis = std::path::Path::new(&python).with_file_name("schemathesis");
     let admin = token(None, &["admin"]);
     let out = Command::new(schemathesis)
         .current_dir(dir.path())

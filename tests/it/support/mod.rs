@@ -380,6 +380,30 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs a tool installer (`scripts/python-tools.sh`, `console-tools.sh`)
+/// and returns the path it prints; `what` says what it installs, for the
+/// failure message, which names the script to run by hand.
+pub fn tool_path(script: &str, what: &str) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts").join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("running scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "installing {what} failed: {}\nrun `bash scripts/services.sh deps`, then `bash scripts/{script}`",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `SOMAFLOW_…` settings of a node with auth on (tokens from
+/// [`token`]) and a rate limit no test reaches.
+pub const AUTH_ON: [(&str, &str); 3] = [
+    ("SOMAFLOW_AUTH__SECRET", TEST_SECRET),
+    ("SOMAFLOW_AUTH__REQUESTS_PER_SECOND", "100000"),
+    ("SOMAFLOW_AUTH__REQUEST_BURST", "100000"),
+];
+
 /// Runs `scripts/services.sh ARGS` with `env`; its stderr on failure.
 pub fn services(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
     let out = Command::new("bash")
