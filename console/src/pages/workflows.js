@@ -3,7 +3,7 @@
 // run, retries, auto-approval rate, spend per run), workflow steps per hour,
 // and the steps dispatch sent to each agent pool or refused, with why
 // (`POST /v1/sql` over workflow_executions and dispatch's policy_decisions
-// rows, scoped to the token's tenant like any SQL).
+// rows, which name their pool; scoped to the token's tenant like any SQL).
 
 import { api, query, records, sql } from '../lib/api.js';
 import { timeChart, seriesByGroup } from '../lib/charts.js';
@@ -50,19 +50,22 @@ function mount(root, ctx) {
 
   async function refreshPools() {
     const since = new Date(Date.now() - 7 * 86_400_000).toISOString().slice(0, 10);
-    const tenant = ctx.tenant ? ` AND w.tenant_id = '${ctx.tenant}'` : '';
+    const tenant = ctx.tenant ? ` AND tenant_id = '${ctx.tenant}'` : '';
+    // Dispatch's refusal rows name their pool in `action` (dispatch:<pool>):
+    // two group-bys, no join.
     const answer = await sql(`
-      SELECT w.agent_pool AS pool,
-             count(*) AS queued,
-             count(r.event_id) AS refused,
-             count(*) FILTER (WHERE r.reason = 'budget_exceeded') AS over_budget,
-             count(*) FILTER (WHERE r.reason = 'rate_limited') AS rate_limited,
-             count(*) FILTER (WHERE r.reason = 'policy_denied') AS policy_denied
-      FROM workflow_executions w
-      LEFT JOIN policy_decisions r
-        ON r.resource = concat('workflow_executions/', w.event_id) AND r.policy_id LIKE 'dispatch.%'
-      WHERE w.status = 'queued' AND w.date >= '${since}'${tenant}
-      GROUP BY w.agent_pool ORDER BY queued DESC`);
+      SELECT pool, sum(queued) AS queued, sum(refused) AS refused, sum(over_budget) AS over_budget,
+             sum(rate_limited) AS rate_limited, sum(policy_denied) AS policy_denied
+      FROM (
+        SELECT agent_pool AS pool, count(*) AS queued, 0 AS refused, 0 AS over_budget, 0 AS rate_limited, 0 AS policy_denied
+        FROM workflow_executions WHERE status = 'queued' AND date >= '${since}'${tenant} GROUP BY agent_pool
+        UNION ALL
+        SELECT substr(action, 10) AS pool, 0, count(*),
+               count(*) FILTER (WHERE reason = 'budget_exceeded'),
+               count(*) FILTER (WHERE reason = 'rate_limited'),
+               count(*) FILTER (WHERE reason = 'policy_denied')
+        FROM policy_decisions WHERE policy_id LIKE 'dispatch.%' AND date >= '${since}'${tenant} GROUP BY 1
+      ) GROUP BY pool ORDER BY queued DESC, pool`);
     const rows = records(answer).map((r) => ({ ...r, dispatched: r.queued - r.refused }));
     pools.fill(table([
       { label: 'pool', value: (r) => r.pool },

@@ -252,38 +252,31 @@ mod tests {
             .map(|m| m.event_id.clone())
             .collect();
         assert_eq!(sent, ["ok"]);
-        let refusals: Vec<(String, String)> = out
+        let refusals: Vec<(String, String, String)> = out
             .take()
             .into_iter()
             .filter(|(o, _)| *o == REFUSALS)
             .flat_map(|(_, b)| {
-                let ids = b
-                    .rows
-                    .column_by_name("event_id")
-                    .unwrap()
-                    .as_string::<i32>()
-                    .clone();
-                let reasons = b
-                    .rows
-                    .column_by_name("reason")
-                    .unwrap()
-                    .as_string::<i32>()
-                    .clone();
+                let column = |name: &str| b.rows.column_by_name(name).unwrap().as_string::<i32>().clone();
+                let (ids, reasons, actions) = (column("event_id"), column("reason"), column("action"));
                 (0..ids.len())
-                    .map(|i| (ids.value(i).to_string(), reasons.value(i).to_string()))
+                    .map(|i| {
+                        (
+                            ids.value(i).to_string(),
+                            reasons.value(i).to_string(),
+                            actions.value(i).to_string(),
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
         assert_eq!(refusals.len(), 2, "{refusals:?}");
-        assert!(
-            refusals
-                .iter()
-                .any(|(id, r)| id.starts_with("denied") && r == "policy_denied")
-        );
-        assert!(
-            refusals
-                .iter()
-                .any(|(id, r)| id.starts_with("made-up") && r == "unknown_agent_pool")
-        );
+        // Each refusal names the pool it was refused for.
+        assert!(refusals.iter().any(|(id, r, a)| id.starts_with("denied")
+            && r == "policy_denied"
+            && a == "dispatch:general"));
+        assert!(refusals.iter().any(|(id, r, a)| id.starts_with("made-up")
+            && r == "unknown_agent_pool"
+            && a == "dispatch:gpu pool"));
     }
 }

@@ -64,7 +64,20 @@ impl Refusals {
                 "policy_id" => Arc::new(StringArray::from_iter_values(
                     self.reasons.iter().map(|r| format!("dispatch.{r}")),
                 )),
-                "action" => constant("dispatch:workflow_step"),
+                // The pool the step was refused for: refusals per pool are
+                // a group-by, with no join back to the steps.
+                "action" => {
+                    let pools = pick("agent_pool")?;
+                    let pools = pools
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| ArrowError::SchemaError("agent_pool is not Utf8".into()))?;
+                    Arc::new(StringArray::from_iter_values(
+                        pools
+                            .iter()
+                            .map(|pool| format!("dispatch:{}", pool.unwrap_or_default())),
+                    )) as ArrayRef
+                }
                 "resource" => {
                     Arc::new(StringArray::from_iter_values(ids.iter().map(|id| {
                         format!("workflow_executions/{}", id.unwrap_or_default())
