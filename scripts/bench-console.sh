@@ -45,9 +45,16 @@ echo "lake files: $(find "$SCRATCH/data/lake" -name '*.parquet' | wc -l), $(du -
 echo "## time to interactive (navigation to the first data drawn), 5 cold loads per page"
 (cd console && BASE="$URL" CHROMIUM="$CHROMIUM" RUNS=5 node tests/console.bench.mjs tti)
 
+# CPU seconds (user + system) of a process, and of every Chromium process.
+cpu() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+browser_cpu() { for p in $(pgrep -f chromium); do cpu "$p"; done | awk '{s += $1} END {print s + 0}'; }
 throughput() {
-  "$BIN" produce --to "$URL" --duration "${SECONDS_EACH}s" --concurrency 4 --seed "$1" --json \
-    | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"{r['accepted']/r['elapsed_secs']:,.0f}\")"
+  local node_before browser_before rate
+  node_before="$(cpu $NODE)"; browser_before="$(browser_cpu)"
+  rate="$("$BIN" produce --to "$URL" --duration "${SECONDS_EACH}s" --concurrency 4 --seed "$1" --json \
+    | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"{r['accepted']/r['elapsed_secs']:,.0f}\")")"
+  # Chromium's count is 0 without consoles (its processes may end mid-window).
+  echo "$rate events/s; CPU s: somaflow $(echo "$(cpu $NODE) - $node_before" | bc), Chromium $(echo "$(browser_cpu) $browser_before" | awk '{d = $1 - $2; print (d > 0 ? d : 0)}')"
 }
 echo "## HTTP ingest, events/s accepted over ${SECONDS_EACH} s"
 for round in 1 2; do

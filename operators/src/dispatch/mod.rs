@@ -257,8 +257,15 @@ mod tests {
             .into_iter()
             .filter(|(o, _)| *o == REFUSALS)
             .flat_map(|(_, b)| {
-                let column = |name: &str| b.rows.column_by_name(name).unwrap().as_string::<i32>().clone();
-                let (ids, reasons, actions) = (column("event_id"), column("reason"), column("action"));
+                let column = |name: &str| {
+                    b.rows
+                        .column_by_name(name)
+                        .unwrap()
+                        .as_string::<i32>()
+                        .clone()
+                };
+                let (ids, reasons, actions) =
+                    (column("event_id"), column("reason"), column("action"));
                 (0..ids.len())
                     .map(|i| {
                         (
