@@ -17,7 +17,7 @@ import sqlPage from './pages/sql.js';
 const PAGES = { live, spend, usage, workflows, marketplace, sql: sqlPage };
 const ALL = '';
 
-const state = { me: null, tenants: [], tenant: ALL, page: null, timer: null, busy: false, generation: 0, epoch: null };
+const state = { me: null, tenants: [], tenant: ALL, page: null, timer: null, busy: false, generation: 0, epoch: null, ready: null };
 
 function banner(message) {
   const element = document.getElementById('banner');
@@ -109,6 +109,8 @@ function context() {
     admin: Boolean(state.me && state.me.tenant === null),
     /** Builds the page again (a setting that changes its layout). */
     remount: show,
+    /** This tick's `/ready` answer (null when the node did not answer). */
+    ready: () => state.ready,
     /** Runs a panel's query only when new rows may be there ([`changedSince`]). */
     whenChanged: changedSince(new Map()),
   };
@@ -125,8 +127,8 @@ async function refresh() {
   state.busy = true;
   try {
     // The newest checkpoint: lake-backed panels ask again only after one.
-    const ready = await fetch('/ready', { cache: 'no-store' }).then((r) => r.json()).catch(() => null);
-    state.epoch = ready?.last_checkpoint ?? state.epoch;
+    state.ready = await fetch('/ready', { cache: 'no-store' }).then((r) => r.json()).catch(() => null);
+    state.epoch = state.ready?.last_checkpoint ?? state.epoch;
     await state.page.refresh();
     document.getElementById('updated').textContent = `updated ${time(new Date())}`;
   } catch (e) {

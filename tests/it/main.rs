@@ -10,6 +10,7 @@ mod console;
 mod contract;
 mod crash;
 mod demo;
+mod dispatch;
 mod embedded;
 mod endpoints;
 mod enrich;

@@ -28,10 +28,10 @@ function mount(root, ctx) {
   const history = [];
 
   async function refreshPlatform() {
-    const [text, ready] = await Promise.all([
-      fetch('/metrics', { cache: 'no-store' }).then((r) => r.text()),
-      fetch('/ready', { cache: 'no-store' }).then((r) => r.json()),
-    ]);
+    const text = await fetch('/metrics', { cache: 'no-store' }).then((r) => r.text());
+    // The shell asked /ready at the start of this tick.
+    const ready = ctx.ready();
+    if (!ready) throw new Error('/ready did not answer');
     const m = new Metrics(text);
     const now = Date.now() / 1000;
     const perKind = m.by('somaflow_events_out_total', 'table', { node: 'decode' });
