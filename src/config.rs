@@ -115,6 +115,19 @@ impl Config {
         self.checkpoint.validate()?;
         self.pipeline.validate()?;
         self.lake.validate()?;
+        if let Some(compaction) = self.lake.compaction_for(self.worker().as_deref())? {
+            // A query lists its files, then reads them: a merged file must
+            // outlive the longest query that may have listed it.
+            if compaction.grace.as_millis() <= u128::from(self.sql.timeout_ms) {
+                return Err(ConfigError::key(
+                    "lake.compaction_grace_secs",
+                    format!(
+                        "must be longer than sql.timeout_ms ({} ms): a query that listed a merged file may still read it",
+                        self.sql.timeout_ms
+                    ),
+                ));
+            }
+        }
         self.dedup.validate()?;
         self.kafka.validate()?;
         self.cluster.validate()?;
@@ -180,8 +193,12 @@ impl Config {
     /// The settings of a `parquet` node: the lake, and the worker whose
     /// staging folder it writes when this node is a cluster worker.
     pub fn parquet_sink(&self) -> ParquetSinkConfig {
-        let worker = self.reads_kafka().then(|| self.cluster.worker_id());
-        ParquetSinkConfig::new(&self.lake, self.lake_url(), worker)
+        ParquetSinkConfig::new(&self.lake, self.lake_url(), self.worker())
+    }
+
+    /// This node's worker id when it is a cluster worker.
+    fn worker(&self) -> Option<String> {
+        self.reads_kafka().then(|| self.cluster.worker_id())
     }
 }
 

@@ -162,6 +162,26 @@ enum Command {
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
     },
+    /// How soon an accepted event is read back: the maximum rate of the
+    /// configured graph, then at fractions of it the time from a probe
+    /// event's 202 until POST /v1/sql returns it and /v1/usage counts it.
+    BenchFreshness {
+        #[arg(long, default_value_t = 300_000)]
+        events: usize,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seconds of traffic at each fraction.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// Fractions of the maximum rate.
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,0.9")]
+        fractions: Vec<f64>,
+        /// Scratch folder (removed afterwards).
+        #[arg(long, default_value = "./data")]
+        dir: PathBuf,
+    },
     /// Measure the forecasts and the anomaly scan on generated seasonal
     /// traffic: MAPE at 24 h per tenant, precision and recall on planted anomalies.
     BenchForecast {
@@ -360,6 +380,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     batch,
                     clients,
                     latency_secs,
+                    dir,
+                },
+            )
+            .await
+        }
+        Command::BenchFreshness {
+            events,
+            batch,
+            clients,
+            secs,
+            fractions,
+            dir,
+        } => {
+            let config = load_config(cli.config)?;
+            bench::freshness::run(
+                &config,
+                bench::freshness::BenchFreshnessArgs {
+                    events,
+                    batch,
+                    clients,
+                    secs,
+                    fractions,
                     dir,
                 },
             )

@@ -3,7 +3,11 @@
 //! The set of seen keys is checkpointed per source shard (a Kafka partition;
 //! producers key by tenant, so an event's repeats share its partition), so a
 //! restart or a rebalance neither lets a duplicate through nor drops a first
-//! occurrence. Only shards that changed are written at a checkpoint.
+//! occurrence. Only shards that changed are written at a checkpoint, and
+//! mostly as deltas: the keys first seen since the previous checkpoint. The
+//! whole set is written again once the deltas since it add up to its size,
+//! so a checkpoint costs what arrived since the last one (amortised), not
+//! the whole TTL's keys, and a restore reads at most twice the set.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -16,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::config::{ConfigError, require_positive};
 use somaflow_pipeline::metrics::{NodeLabels, metrics};
-use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
+use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, StateBlob};
 
 use crate::key_digest::{DigestMap, key_digest};
 
@@ -66,7 +70,20 @@ struct ShardState {
     last_sweep_us: i64,
     /// Changed since the last snapshot.
     dirty: bool,
+    /// Keys remembered (or remembered longer) since the last snapshot.
+    fresh: Vec<(u128, i64)>,
+    /// Whether the checkpoint holds a whole blob of this shard to add
+    /// deltas to.
+    has_whole: bool,
+    /// Bytes of the last whole blob, and of the deltas written since.
+    whole_bytes: usize,
+    delta_bytes: usize,
 }
+
+/// Bytes per remembered key in a blob.
+const ENTRY_BYTES: usize = 24;
+/// Bytes of a blob's header (clock, key count).
+const HEADER_BYTES: usize = 16;
 
 fn key(tenant: &str, source: &str, id: &str) -> u128 {
     key_digest(&[tenant, source, id])
@@ -79,6 +96,10 @@ impl ShardState {
             clock_us: i64::MIN,
             last_sweep_us: i64::MIN,
             dirty: false,
+            fresh: Vec::new(),
+            has_whole: false,
+            whole_bytes: 0,
+            delta_bytes: 0,
         }
     }
 
@@ -94,13 +115,36 @@ impl ShardState {
             Entry::Occupied(e) if *e.get() > self.clock_us => false,
             Entry::Occupied(mut e) => {
                 e.insert(expires);
+                self.fresh.push((k, expires));
                 true
             }
             Entry::Vacant(e) => {
                 e.insert(expires);
+                self.fresh.push((k, expires));
                 true
             }
         }
+    }
+
+    /// The blob for a checkpoint: the keys since the last one, or the whole
+    /// set when there is no whole blob yet or the deltas since the last one
+    /// would outgrow it (so the set's size doubles between whole writes at
+    /// most, and a chain is never more than twice the set).
+    fn snapshot(&mut self) -> StateBlob {
+        let delta = HEADER_BYTES + self.fresh.len() * ENTRY_BYTES;
+        let fresh = std::mem::take(&mut self.fresh);
+        if !self.has_whole || self.delta_bytes + delta > self.whole_bytes {
+            self.has_whole = true;
+            self.whole_bytes = HEADER_BYTES + self.seen.len() * ENTRY_BYTES;
+            self.delta_bytes = 0;
+            return StateBlob::Whole(encode(
+                self.clock_us,
+                self.seen.iter().map(|(k, e)| (*k, *e)),
+                self.seen.len(),
+            ));
+        }
+        self.delta_bytes += delta;
+        StateBlob::Delta(encode(self.clock_us, fresh.iter().copied(), fresh.len()))
     }
 
     fn sweep(&mut self, ttl_us: i64) {
@@ -113,41 +157,49 @@ impl ShardState {
         self.last_sweep_us = now;
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 + self.seen.len() * 24);
-        buf.extend_from_slice(&self.clock_us.to_le_bytes());
-        buf.extend_from_slice(&(self.seen.len() as u64).to_le_bytes());
-        for (k, expires) in &self.seen {
-            buf.extend_from_slice(&k.to_le_bytes());
-            buf.extend_from_slice(&expires.to_le_bytes());
-        }
-        buf
+    fn decode(state: &[u8]) -> Result<Self, DedupError> {
+        let mut shard = Self::empty();
+        shard.apply(state)?;
+        shard.last_sweep_us = shard.clock_us;
+        // The checkpoint holds this blob: later ones can be deltas of it.
+        shard.has_whole = true;
+        shard.whole_bytes = state.len();
+        Ok(shard)
     }
 
-    fn decode(state: &[u8]) -> Result<Self, DedupError> {
+    /// Adds a blob's keys (a whole set into an empty shard, or a delta).
+    fn apply(&mut self, state: &[u8]) -> Result<(), DedupError> {
         let corrupt = |why: &str| DedupError::CorruptState(why.to_string());
-        if state.len() < 16 {
+        if state.len() < HEADER_BYTES {
             return Err(corrupt("shorter than its header"));
         }
-        let (header, body) = state.split_at(16);
+        let (header, body) = state.split_at(HEADER_BYTES);
         let clock = i64::from_le_bytes(header[..8].try_into().map_err(|_| corrupt("header"))?);
         let n = u64::from_le_bytes(header[8..].try_into().map_err(|_| corrupt("header"))?) as usize;
-        if body.len() != n.saturating_mul(24) {
+        if body.len() != n.saturating_mul(ENTRY_BYTES) {
             return Err(corrupt(&format!("{} bytes for {n} keys", body.len())));
         }
-        let mut seen = DigestMap::with_capacity_and_hasher(n, Default::default());
-        for entry in body.chunks_exact(24) {
+        self.seen.reserve(n);
+        for entry in body.chunks_exact(ENTRY_BYTES) {
             let k = u128::from_le_bytes(entry[..16].try_into().map_err(|_| corrupt("key"))?);
             let e = i64::from_le_bytes(entry[16..].try_into().map_err(|_| corrupt("expiry"))?);
-            seen.insert(k, e);
+            self.seen.insert(k, e);
         }
-        Ok(Self {
-            seen,
-            clock_us: clock,
-            last_sweep_us: clock,
-            dirty: false,
-        })
+        self.clock_us = self.clock_us.max(clock);
+        Ok(())
     }
+}
+
+/// A blob: the shard's clock, then `n` keys with their expiry.
+fn encode(clock_us: i64, entries: impl Iterator<Item = (u128, i64)>, n: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER_BYTES + n * ENTRY_BYTES);
+    buf.extend_from_slice(&clock_us.to_le_bytes());
+    buf.extend_from_slice(&(n as u64).to_le_bytes());
+    for (k, expires) in entries {
+        buf.extend_from_slice(&k.to_le_bytes());
+        buf.extend_from_slice(&expires.to_le_bytes());
+    }
+    buf
 }
 
 impl Dedup {
@@ -233,11 +285,11 @@ impl Operator for Dedup {
         Ok(())
     }
 
-    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+    fn snapshot(&mut self) -> Result<Vec<(String, StateBlob)>, NodeError> {
         let mut changed = Vec::new();
         for (name, state) in &mut self.shards {
             if std::mem::take(&mut state.dirty) {
-                changed.push((name.clone(), state.encode()));
+                changed.push((name.clone(), state.snapshot()));
             }
         }
         Ok(changed)
@@ -246,6 +298,18 @@ impl Operator for Dedup {
     fn restore(&mut self, shard: &str, state: &[u8]) -> Result<(), NodeError> {
         self.shards
             .insert(shard.to_string(), ShardState::decode(state)?);
+        Ok(())
+    }
+
+    fn restore_delta(&mut self, shard: &str, delta: &[u8]) -> Result<(), NodeError> {
+        let state = self.shards.get_mut(shard).ok_or_else(|| {
+            DedupError::CorruptState(format!(
+                "a delta for shard {shard}, which has no whole state"
+            ))
+        })?;
+        state.apply(delta)?;
+        state.last_sweep_us = state.clock_us;
+        state.delta_bytes += delta.len();
         Ok(())
     }
 }
@@ -321,6 +385,9 @@ mod tests {
         assert_eq!(snap.len(), 2, "one blob per shard");
         assert!(op.snapshot().unwrap().is_empty(), "nothing changed since");
         let (name, state) = snap.iter().find(|(s, _)| s == "t@0").unwrap();
+        let StateBlob::Whole(state) = state else {
+            panic!("a shard's first blob is whole")
+        };
         // Only partition 0 moves to the new owner.
         let mut restored = Dedup::new("dedup", 3600);
         restored.restore(name, state).unwrap();
@@ -328,5 +395,65 @@ mod tests {
         assert_eq!(ids_out(&mut restored, batch(&["a", "z"], 10)).await, ["z"]);
         assert_eq!(ids_out(&mut restored, batch_in(&["a"], 10, 1)).await, ["a"]);
         assert!(restored.restore(name, &state[..20]).is_err());
+    }
+
+    /// Restores a shard from its chain of blobs, as a restart does.
+    fn restore_chain(blobs: &[StateBlob]) -> Dedup {
+        let mut op = Dedup::new("dedup", 3600);
+        for blob in blobs {
+            match blob {
+                StateBlob::Whole(b) => op.restore("t@0", b).unwrap(),
+                StateBlob::Delta(b) => op.restore_delta("t@0", b).unwrap(),
+            }
+        }
+        op
+    }
+
+    #[tokio::test]
+    async fn checkpoints_write_the_new_keys_and_the_whole_set_once_deltas_outgrow_it() {
+        let mut op = Dedup::new("dedup", 3600);
+        let ids: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        ids_out(&mut op, batch(&refs, 1)).await;
+        let mut chain: Vec<StateBlob> =
+            op.snapshot().unwrap().into_iter().map(|(_, b)| b).collect();
+        assert!(matches!(chain[0], StateBlob::Whole(_)));
+
+        // Ten more keys per checkpoint: deltas of ten keys each, until their
+        // sum would pass the whole set's size.
+        let mut kinds = Vec::new();
+        for round in 0..12 {
+            let ids: Vec<String> = (0..10).map(|i| format!("r{round}-{i}")).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            ids_out(&mut op, batch(&refs, 2 + round)).await;
+            let (_, blob) = op.snapshot().unwrap().pop().unwrap();
+            kinds.push(matches!(blob, StateBlob::Delta(_)));
+            if let StateBlob::Delta(b) = &blob {
+                assert_eq!(
+                    b.len(),
+                    HEADER_BYTES + 10 * ENTRY_BYTES,
+                    "only the new keys"
+                );
+            } else {
+                chain.clear();
+            }
+            chain.push(blob);
+        }
+        assert!(
+            kinds.iter().filter(|d| **d).count() >= 8,
+            "mostly deltas: {kinds:?}"
+        );
+        assert!(
+            kinds.contains(&false),
+            "a whole blob once the deltas outgrow it: {kinds:?}"
+        );
+
+        // The chain restores every key: all repeats are dropped, new keys pass.
+        let mut restored = restore_chain(&chain);
+        assert_eq!(restored.tracked_keys(), 220);
+        assert_eq!(
+            ids_out(&mut restored, batch(&["k5", "r11-9", "r0-0", "new"], 50)).await,
+            ["new"]
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! every other, so `/metrics` has one registry.
 
 pub mod checkpoint;
+pub mod compaction;
 pub mod config;
 pub mod events;
 pub mod exposition;

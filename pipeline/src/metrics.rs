@@ -116,6 +116,11 @@ pub struct Metrics {
     pub checkpoint_bytes: Gauge,
     pub sink_flush_duration: HistogramFamily<NodeLabels>,
     pub sink_rows_committed: Family<NodeTableLabels, Counter>,
+    /// Merges the lake's compactor published, files they replaced, and
+    /// replaced files deleted after the grace period, per table.
+    pub lake_compactions: Family<NodeTableLabels, Counter>,
+    pub lake_files_merged: Family<NodeTableLabels, Counter>,
+    pub lake_files_deleted: Family<NodeTableLabels, Counter>,
     pub log_append_duration: Histogram,
     pub log_end_offset: Gauge,
     pub log_read_offset: Gauge,
@@ -169,6 +174,9 @@ impl Metrics {
             checkpoint_bytes: Gauge::default(),
             sink_flush_duration: Family::new_with_constructor(latency_histogram),
             sink_rows_committed: Family::default(),
+            lake_compactions: Family::default(),
+            lake_files_merged: Family::default(),
+            lake_files_deleted: Family::default(),
             log_append_duration: latency_histogram(),
             log_end_offset: Gauge::default(),
             log_read_offset: Gauge::default(),
@@ -277,6 +285,21 @@ impl Metrics {
                 "sink_rows_committed",
                 "Rows published by a sink's commit",
                 m.sink_rows_committed.clone(),
+            );
+            r.register(
+                "lake_compactions",
+                "Merges of small lake files the compactor published",
+                m.lake_compactions.clone(),
+            );
+            r.register(
+                "lake_files_merged",
+                "Lake files replaced by a merge",
+                m.lake_files_merged.clone(),
+            );
+            r.register(
+                "lake_files_deleted",
+                "Replaced lake files deleted after the grace period",
+                m.lake_files_deleted.clone(),
             );
             r.register(
                 "log_append_duration_seconds",
@@ -396,7 +419,7 @@ impl Metrics {
             );
             r.register(
                 "usage_rows",
-                "usage_1m rows emitted (window, correction)",
+                "usage_1m rows emitted (window: a window at its close; partial: open windows at a checkpoint; correction: late rows)",
                 m.usage_rows.clone(),
             );
             r.register(

@@ -17,6 +17,7 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use futures::StreamExt;
+use somaflow_pipeline::compaction::LakeView;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::{
     BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE, table_schema,
@@ -93,7 +94,12 @@ impl LakeSql {
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()
             .map_err(lake_error)?;
-        runtime.register_object_store(&location.store_url, location.store.clone());
+        // Through the lake view: a listing leaves out files a compacted
+        // file replaced, so a query never counts a row twice.
+        runtime.register_object_store(
+            &location.store_url,
+            Arc::new(LakeView::new(location.store.clone())),
+        );
         let ctx = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
         let mut tables: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
         debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 3);

@@ -34,7 +34,7 @@ pub struct BenchEmbeddedArgs {
 /// Checkpoint interval of both graphs here: rows count once committed.
 const CHECKPOINT_MS: u64 = 2_000;
 
-fn bodies(seed: u64, events: usize, batch: usize) -> Vec<Bytes> {
+pub(super) fn bodies(seed: u64, events: usize, batch: usize) -> Vec<Bytes> {
     let mut generator = Generator::new(GeneratorConfig {
         seed,
         ..GeneratorConfig::default()
@@ -55,7 +55,7 @@ fn bodies(seed: u64, events: usize, batch: usize) -> Vec<Bytes> {
 }
 
 /// Posts every body with `clients` at once; returns when all are answered.
-async fn post_all(url: &str, bodies: Vec<Bytes>, clients: usize) -> anyhow::Result<()> {
+pub(super) async fn post_all(url: &str, bodies: Vec<Bytes>, clients: usize) -> anyhow::Result<()> {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::new();
@@ -81,7 +81,7 @@ async fn post_all(url: &str, bodies: Vec<Bytes>, clients: usize) -> anyhow::Resu
 }
 
 /// Posts `bodies` paced to `rate` events/s; returns each request's latency.
-async fn post_paced(
+pub(super) async fn post_paced(
     url: &str,
     bodies: Vec<Bytes>,
     events_per_body: usize,
@@ -108,7 +108,7 @@ async fn post_paced(
     Ok(latencies)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
     sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }

@@ -6,6 +6,8 @@
 //! * [`pipeline`]: `bench`: log → decode → dedup → lake, and HTTP ingest.
 //! * [`embedded`]: `bench-embedded`: the embedded node from HTTP to
 //!   committed lake rows, the configured graph beside the built-in one.
+//! * [`freshness`]: `bench-freshness`: from an event's 202 until SQL and
+//!   usage answers include it, at fractions of the maximum rate.
 //! * [`chain`]: `bench-chain`: the platform operator chain on one core.
 //! * [`clickhouse`]: `bench-clickhouse`: the ClickHouse sink's insert rate.
 //! * [`kafka`]: `bench-kafka`: Kafka → lake throughput and latency.
@@ -16,6 +18,7 @@ pub mod chain;
 pub mod clickhouse;
 pub mod embedded;
 pub mod forecast;
+pub mod freshness;
 pub mod kafka;
 pub mod pipeline;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    AUTH_ON, BIN, platform_files, repo, rows_as, start_platform, token, tool_path,
+    AUTH_ON, BIN, platform_files, repo, rows_as, start_platform, token, tool_path, wait_caught_up,
 };
 
 /// The tenant whose token must see only itself.
@@ -57,8 +57,9 @@ async fn every_console_page_shows_the_apis_answers_only_to_whom_may_see_them_and
     let accepted = report["accepted"].as_u64().expect("accepted");
     assert!(accepted > 15_000, "{report}");
 
-    // Settled: every conversation is committed and counted in a closed
-    // usage minute.
+    // Settled: every accepted event is committed, and every conversation
+    // is counted in usage.
+    wait_caught_up(&node, Duration::from_secs(180)).await;
     node.wait_until(
         "the lake and usage_1m to settle",
         Duration::from_secs(180),

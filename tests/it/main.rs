@@ -6,6 +6,7 @@ mod bad_input;
 mod clickhouse;
 mod cloudevents;
 mod cluster;
+mod compaction;
 mod console;
 mod contract;
 mod crash;

@@ -28,7 +28,7 @@ use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::{BUDGET_EVENTS_TABLE, budget_events_schema};
 use somaflow_pipeline::metrics::{metrics, node, outcome};
-use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Watermark};
+use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, StateBlob, Watermark};
 
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, decimal_array};
@@ -351,13 +351,13 @@ impl Operator for Budget {
         Ok(Some(watermark))
     }
 
-    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+    fn snapshot(&mut self) -> Result<Vec<(String, StateBlob)>, NodeError> {
         let mut changed = Vec::new();
         for (name, state) in &mut self.shards {
             if std::mem::take(&mut state.dirty) {
                 let bytes = serde_json::to_vec(&*state)
                     .map_err(|e| BudgetError::CorruptState(e.to_string()))?;
-                changed.push((name.clone(), bytes));
+                changed.push((name.clone(), StateBlob::Whole(bytes)));
             }
         }
         Ok(changed)

@@ -1,7 +1,9 @@
 //! The `window` operator: event-time tumbling windows (default 1 min) of
 //! tokens, cost, requests, capsule runs and workflow steps per tenant ×
-//! model × capsule, emitted as `usage_1m` rows on the `usage` output when
-//! the watermark passes a window's end. Events pass through on `out`.
+//! model × capsule, emitted as `usage_1m` rows on the `usage` output at
+//! every checkpoint (what the open windows summed since the last one) and
+//! when the watermark passes a window's end (the rest). Readers sum a
+//! window's rows. Events pass through on `out`.
 //!
 //! Late rows are never dropped: a row for a window already emitted is
 //! aggregated again and emitted at the next watermark advance as a further,
@@ -22,7 +24,7 @@ use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::USAGE_TABLE;
 use somaflow_pipeline::metrics::{metrics, node, outcome};
-use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, Watermark};
+use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, StateBlob, Watermark};
 
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, opt_str};
@@ -45,7 +47,7 @@ impl UsageWindow {
         // Series exist from the start (0, not absent).
         let m = metrics();
         let _ = m.late_rows.get_or_create(&self::node(node));
-        for o in ["window", "correction"] {
+        for o in ["window", "correction", "partial"] {
             let _ = m.usage_rows.get_or_create(&outcome(node, o));
         }
         Self {
@@ -105,22 +107,37 @@ impl UsageWindow {
 
     /// Emits every window that ends at or before `watermark` as usage rows.
     fn close(&mut self, watermark: Watermark, out: &mut Emitter) -> Result<(), NodeError> {
-        let mut closed = UsageRows::default();
+        let size_us = self.size_us;
+        self.emit(out, |name, windows, rows| {
+            windows.close_until(name, watermark, size_us, rows);
+        })
+    }
+
+    /// Collects rows from every shard (in a stable order, which keeps
+    /// emitted batches comparable between runs) and emits them.
+    fn emit(
+        &mut self,
+        out: &mut Emitter,
+        mut collect: impl FnMut(&str, &mut ShardWindows, &mut UsageRows),
+    ) -> Result<(), NodeError> {
+        let mut rows = UsageRows::default();
         let mut shards: Vec<_> = self.shards.iter_mut().collect();
-        // A stable order keeps emitted batches comparable between runs.
         shards.sort_by(|a, b| a.0.cmp(b.0));
         for (name, windows) in shards {
-            windows.close_until(name, watermark, self.size_us, &mut closed);
+            collect(name, windows, &mut rows);
         }
-        if !closed.is_empty() {
+        if !rows.is_empty() {
             let m = metrics();
-            m.usage_rows
-                .get_or_create(&outcome(&self.node, "window"))
-                .inc_by(closed.first_emissions);
-            m.usage_rows
-                .get_or_create(&outcome(&self.node, "correction"))
-                .inc_by(closed.corrections);
-            out.emit(USAGE, Batch::new(USAGE_TABLE, closed.finish()?));
+            for (o, n) in [
+                ("window", rows.first_emissions),
+                ("correction", rows.corrections),
+                ("partial", rows.partial),
+            ] {
+                m.usage_rows
+                    .get_or_create(&outcome(&self.node, o))
+                    .inc_by(n);
+            }
+            out.emit(USAGE, Batch::new(USAGE_TABLE, rows.finish()?));
         }
         Ok(())
     }
@@ -232,11 +249,17 @@ impl Operator for UsageWindow {
         Ok(Some(watermark))
     }
 
-    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+    async fn on_barrier(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
+        // Usage is readable at every commit, not a window and a checkpoint
+        // later; what the window sums after this goes out as further rows.
+        self.emit(out, |name, windows, rows| windows.flush_open(name, rows))
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<(String, StateBlob)>, NodeError> {
         let mut changed = Vec::new();
         for (name, windows) in &mut self.shards {
             if windows.take_dirty() {
-                changed.push((name.clone(), windows.encode()?));
+                changed.push((name.clone(), StateBlob::Whole(windows.encode()?)));
             }
         }
         Ok(changed)

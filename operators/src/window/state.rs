@@ -1,5 +1,6 @@
 //! The open windows of one source shard, their checkpoint encoding, and the
-//! builder of the `usage_1m` rows they turn into when closed.
+//! builder of the `usage_1m` rows they turn into at a checkpoint and when
+//! closed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -137,6 +138,25 @@ impl ShardWindows {
         }
     }
 
+    /// Moves what every open window has summed so far into `rows`, as
+    /// additive rows, and starts those windows again from zero: a later row
+    /// adds a further row of the same window, readers sum them.
+    pub fn flush_open(&mut self, shard: &str, rows: &mut UsageRows) {
+        if self.windows.is_empty() {
+            return;
+        }
+        for (start, groups) in std::mem::take(&mut self.windows) {
+            let mut groups: Vec<(GroupKey, Usage)> = groups.into_values().collect();
+            groups.sort_unstable_by(|a, b| a.0.cmp_key(&b.0));
+            for (key, usage) in groups {
+                rows.push(start, key, &usage, format!("{shard}#{}", self.emitted));
+                self.emitted += 1;
+                rows.partial += 1;
+            }
+        }
+        self.dirty = true;
+    }
+
     pub fn open_windows(&self) -> usize {
         self.windows.len()
     }
@@ -201,6 +221,8 @@ pub struct UsageRows {
     row_id: Vec<String>,
     pub first_emissions: u64,
     pub corrections: u64,
+    /// Rows of windows still open, sent at a checkpoint.
+    pub partial: u64,
 }
 
 impl UsageRows {

@@ -141,10 +141,45 @@ async fn state_survives_snapshot_and_restore_per_shard() {
     assert!(op.snapshot().unwrap().is_empty(), "nothing changed since");
     let mut restored = UsageWindow::new("window", 60);
     for (shard, state) in &snap {
+        let StateBlob::Whole(state) = state else {
+            panic!("windows are written whole")
+        };
         restored.restore(shard, state).unwrap();
     }
     let mut rows = usage_at(&mut restored, MIN).await;
     rows.sort();
     assert_eq!(rows, [(0, 5, 1), (0, 6, 1)], "one row per shard, additive");
     assert!(restored.restore("x@0", b"not json").is_err());
+}
+
+#[tokio::test]
+async fn a_checkpoint_sends_the_open_windows_so_far_and_the_close_sends_the_rest() {
+    let mut op = UsageWindow::new("window", 60);
+    let mut out = Emitter::default();
+    op.process(conversations(0, &[(10, 5), (MIN + 1, 7)]), &mut out)
+        .await
+        .unwrap();
+    out.take();
+    op.on_barrier(&mut out).await.unwrap();
+    let mut partial = usage_rows(&mut out);
+    partial.sort();
+    assert_eq!(
+        partial,
+        [(0, 5, 1), (MIN, 7, 1)],
+        "both open windows, so far"
+    );
+    op.on_barrier(&mut out).await.unwrap();
+    assert!(usage_rows(&mut out).is_empty(), "nothing new, nothing sent");
+
+    // More rows of the first window: the close sends only what came since.
+    op.process(conversations(0, &[(20, 3), (30, 4)]), &mut out)
+        .await
+        .unwrap();
+    out.take();
+    assert_eq!(usage_at(&mut op, MIN).await, [(0, 7, 2)]);
+    // Summed, a window's rows are what it saw: 5 + 3 + 4 tokens in 3 requests.
+    assert!(
+        usage_at(&mut op, 2 * MIN).await.is_empty(),
+        "sent at the checkpoint"
+    );
 }

@@ -32,7 +32,7 @@ pub struct NodeCheckpoint {
     pub positions: Positions,
     /// Keys of an operator's state blobs in the checkpoint store, by shard.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub state: BTreeMap<String, String>,
+    pub state: BTreeMap<String, StateChain>,
     /// What a sink staged and its committer will publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_commit: Option<serde_json::Value>,
@@ -53,10 +53,60 @@ struct NodeCheckpointOnDisk {
     pre_commit: Option<serde_json::Value>,
 }
 
+/// One shard's state: a whole blob, then the deltas written since, oldest
+/// first (an operator with large state writes only what changed, see
+/// [`crate::runtime::StateBlob`]). Kept as a single key while there are no
+/// deltas, so such manifests read as they always did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ChainOnDisk", into = "ChainOnDisk")]
+pub struct StateChain(Vec<String>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ChainOnDisk {
+    Whole(String),
+    Chain(Vec<String>),
+}
+
+impl From<ChainOnDisk> for StateChain {
+    fn from(d: ChainOnDisk) -> Self {
+        match d {
+            ChainOnDisk::Whole(key) => StateChain(vec![key]),
+            ChainOnDisk::Chain(keys) => StateChain(keys),
+        }
+    }
+}
+
+impl From<StateChain> for ChainOnDisk {
+    fn from(c: StateChain) -> Self {
+        match <[String; 1]>::try_from(c.0) {
+            Ok([key]) => ChainOnDisk::Whole(key),
+            Err(keys) => ChainOnDisk::Chain(keys),
+        }
+    }
+}
+
+impl StateChain {
+    /// A chain of one whole blob.
+    pub fn whole(key: String) -> Self {
+        StateChain(vec![key])
+    }
+
+    /// Adds a delta written after the blobs already in the chain.
+    pub fn push_delta(&mut self, key: String) {
+        self.0.push(key);
+    }
+
+    /// Every key, the whole blob first.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum StateOnDisk {
-    Shards(BTreeMap<String, String>),
+    Shards(BTreeMap<String, StateChain>),
     /// Older form: one key for the whole node.
     Single(String),
 }
@@ -72,7 +122,9 @@ impl From<NodeCheckpointOnDisk> for NodeCheckpoint {
         }
         let state = match d.state {
             Some(StateOnDisk::Shards(m)) => m,
-            Some(StateOnDisk::Single(key)) => [(OLD_SHARD.to_string(), key)].into(),
+            Some(StateOnDisk::Single(key)) => {
+                [(OLD_SHARD.to_string(), StateChain::whole(key))].into()
+            }
             None => BTreeMap::new(),
         };
         NodeCheckpoint {
@@ -120,7 +172,7 @@ impl Manifest {
     pub fn state_keys(&self) -> impl Iterator<Item = &str> {
         self.nodes
             .values()
-            .flat_map(|n| n.state.values().map(String::as_str))
+            .flat_map(|n| n.state.values().flat_map(StateChain::keys))
     }
 }
 
@@ -134,9 +186,37 @@ mod tests {
             r#"{"position": {"offset": 42}, "state": "state/00000000000000000007/dedup.bin"}"#;
         let cp: NodeCheckpoint = serde_json::from_str(old).unwrap();
         assert_eq!(cp.positions, [("log@0".to_string(), 42)].into());
-        assert_eq!(cp.state["log@0"], "state/00000000000000000007/dedup.bin");
+        assert_eq!(
+            cp.state["log@0"],
+            StateChain::whole("state/00000000000000000007/dedup.bin".into())
+        );
         let new = serde_json::to_string(&cp).unwrap();
         assert_eq!(serde_json::from_str::<NodeCheckpoint>(&new).unwrap(), cp);
+    }
+
+    #[test]
+    fn a_chain_without_deltas_is_stored_as_one_key() {
+        let mut chain = StateChain::whole("a".into());
+        assert_eq!(serde_json::to_string(&chain).unwrap(), r#""a""#);
+        chain.push_delta("b".into());
+        let json = serde_json::to_string(&chain).unwrap();
+        assert_eq!(json, r#"["a","b"]"#);
+        assert_eq!(serde_json::from_str::<StateChain>(&json).unwrap(), chain);
+        // Pruning keeps every blob of a chain a manifest refers to.
+        let manifest = Manifest {
+            epoch: 2,
+            created_at: String::new(),
+            worker: String::new(),
+            nodes: [(
+                "dedup".to_string(),
+                NodeCheckpoint {
+                    state: [("t@0".to_string(), chain)].into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(manifest.state_keys().collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod members;
 mod restore;
 mod store;
 
-pub use manifest::{Manifest, NodeCheckpoint, Positions, parse_shard, shard};
+pub use manifest::{Manifest, NodeCheckpoint, Positions, StateChain, parse_shard, shard};
 pub use members::MemberLease;
 pub use restore::RestorePlan;
 pub use store::{CheckpointError, CheckpointStore, is_valid_worker_id};

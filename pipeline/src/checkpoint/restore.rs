@@ -108,14 +108,17 @@ impl RestorePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::StateChain;
 
     fn manifest(worker: &str, epoch: u64, shards: &[(&str, i64)]) -> Manifest {
         let mut src = NodeCheckpoint::default();
         let mut op = NodeCheckpoint::default();
         for (s, p) in shards {
             src.positions.insert(s.to_string(), *p);
-            op.state
-                .insert(s.to_string(), format!("{worker}/{epoch}/{s}"));
+            op.state.insert(
+                s.to_string(),
+                StateChain::whole(format!("{worker}/{epoch}/{s}")),
+            );
         }
         Manifest {
             epoch,
@@ -134,9 +137,15 @@ mod tests {
         let plan = RestorePlan::shared(Some(a), vec![b], |s| s == "t@0");
         assert_eq!(plan.epoch, 7);
         assert_eq!(plan.owned_positions(), [("t@0".to_string(), 250)].into());
-        assert_eq!(plan.nodes["dedup"].state["t@0"], "b/3/t@0");
+        assert_eq!(
+            plan.nodes["dedup"].state["t@0"],
+            StateChain::whole("b/3/t@0".into())
+        );
         assert_eq!(plan.carried["kafka"].positions["t@1"], 900);
-        assert_eq!(plan.carried["dedup"].state["t@1"], "a/7/t@1");
+        assert_eq!(
+            plan.carried["dedup"].state["t@1"],
+            StateChain::whole("a/7/t@1".into())
+        );
         assert!(!plan.nodes["kafka"].positions.contains_key("t@1"));
     }
 }

@@ -248,6 +248,7 @@ impl CheckpointStore {
 mod tests {
     use super::*;
     use crate::checkpoint::NodeCheckpoint;
+    use crate::checkpoint::StateChain;
 
     fn manifest(epoch: u64, state: Option<String>) -> Manifest {
         let mut nodes = std::collections::BTreeMap::new();
@@ -262,7 +263,7 @@ mod tests {
             "dedup".to_string(),
             NodeCheckpoint {
                 state: state
-                    .map(|k| ("log@0".to_string(), k))
+                    .map(|k| ("log@0".to_string(), StateChain::whole(k)))
                     .into_iter()
                     .collect(),
                 ..Default::default()

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span};
 
 use super::latency::PendingLatency;
-use super::{Committer, PipelineError, PipelineStatus};
-use crate::checkpoint::{CheckpointStore, Manifest, NodeCheckpoint, Positions};
+use super::{Committer, PipelineError, PipelineStatus, StateBlob};
+use crate::checkpoint::{CheckpointStore, Manifest, NodeCheckpoint, Positions, StateChain};
 use crate::metrics::metrics;
 
 /// Instructions to a source task.
@@ -36,7 +36,7 @@ pub enum Ack {
         node: usize,
         epoch: u64,
         /// Shards whose state changed since the last snapshot.
-        changed: Vec<(String, Vec<u8>)>,
+        changed: Vec<(String, StateBlob)>,
     },
     Sink {
         node: usize,
@@ -71,7 +71,7 @@ pub struct Coordinator {
     pub carried: BTreeMap<String, NodeCheckpoint>,
     /// Each operator's current state keys by shard; an unchanged shard keeps
     /// pointing at the blob written when it last changed.
-    pub state_keys: BTreeMap<String, BTreeMap<String, String>>,
+    pub state_keys: BTreeMap<String, BTreeMap<String, StateChain>>,
 }
 
 impl Coordinator {
@@ -153,10 +153,23 @@ impl Coordinator {
                 },
                 Ack::Operator { changed, .. } => {
                     let keys = self.state_keys.entry(id.clone()).or_default();
-                    for (shard, bytes) in changed {
-                        bytes_written += bytes.len();
-                        let key = self.store.write_state(epoch, &id, &shard, bytes).await?;
-                        keys.insert(shard, key);
+                    for (shard, blob) in changed {
+                        bytes_written += blob.len();
+                        match blob {
+                            StateBlob::Whole(bytes) => {
+                                let key = self.store.write_state(epoch, &id, &shard, bytes).await?;
+                                keys.insert(shard, StateChain::whole(key));
+                            }
+                            StateBlob::Delta(bytes) => {
+                                let Some(chain) = keys.get_mut(&shard) else {
+                                    return Err(PipelineError::Checkpoint(format!(
+                                        "node {id} wrote a state delta for shard {shard}, which has no whole state yet"
+                                    )));
+                                };
+                                let key = self.store.write_state(epoch, &id, &shard, bytes).await?;
+                                chain.push_delta(key);
+                            }
+                        }
                     }
                     NodeCheckpoint {
                         state: keys.clone(),

@@ -23,4 +23,6 @@ pub use inputs::{InputEvent, Inputs};
 pub use message::{Batch, Message, Watermark};
 pub use run::{RunningPipeline, start, start_with};
 pub use status::PipelineStatus;
-pub use traits::{Committer, Emitter, Node, NodeError, OUT, Operator, Sink, Source, SourcePoll};
+pub use traits::{
+    Committer, Emitter, Node, NodeError, OUT, Operator, Sink, Source, SourcePoll, StateBlob,
+};

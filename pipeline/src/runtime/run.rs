@@ -113,9 +113,15 @@ pub async fn start_with<C: EngineConfig>(
                 s.committer()
             }
             Node::Operator(op) => {
-                for (shard, key) in &restore.state {
-                    let state = store.read_state(key).await?;
-                    op.restore(shard, &state).map_err(&err)?;
+                for (shard, chain) in &restore.state {
+                    for (i, key) in chain.keys().enumerate() {
+                        let state = store.read_state(key).await?;
+                        if i == 0 {
+                            op.restore(shard, &state).map_err(&err)?;
+                        } else {
+                            op.restore_delta(shard, &state).map_err(&err)?;
+                        }
+                    }
                 }
                 state_keys.insert(p.id.clone(), restore.state.clone());
                 None

@@ -208,6 +208,8 @@ pub async fn run_operator(
                 }
             }
             InputEvent::Barrier(epoch) => {
+                operator.on_barrier(&mut emitter).await.map_err(&err)?;
+                outputs.flush(&mut emitter, &BatchTrace::default()).await?;
                 let changed = operator.snapshot().map_err(&err)?;
                 ack(
                     &acks,

@@ -82,6 +82,28 @@ impl Emitter {
     }
 }
 
+/// One shard's state at a barrier.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateBlob {
+    /// The whole state: replaces what the checkpoint held for the shard.
+    Whole(Vec<u8>),
+    /// What changed since the shard's previous blob: appended to its
+    /// chain, so a checkpoint of large state writes only the change.
+    Delta(Vec<u8>),
+}
+
+impl StateBlob {
+    pub fn len(&self) -> usize {
+        match self {
+            StateBlob::Whole(b) | StateBlob::Delta(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The default output of every node.
 pub const OUT: &str = "out";
 
@@ -102,15 +124,30 @@ pub trait Operator: Send {
     ) -> Result<Option<Watermark>, NodeError> {
         Ok(Some(watermark))
     }
+    /// Called at a barrier before [`Operator::snapshot`]: rows emitted here
+    /// belong to the checkpoint (the window operator sends the open
+    /// windows' sums so far, making usage fresh at every commit).
+    async fn on_barrier(&mut self, _out: &mut Emitter) -> Result<(), NodeError> {
+        Ok(())
+    }
     /// State at a barrier, by shard (see [`crate::checkpoint::shard`]):
     /// only the shards that changed since the previous snapshot; the others
     /// keep their earlier blobs. Stateless operators return nothing.
-    fn snapshot(&mut self) -> Result<Vec<(String, Vec<u8>)>, NodeError> {
+    fn snapshot(&mut self) -> Result<Vec<(String, StateBlob)>, NodeError> {
         Ok(Vec::new())
     }
-    /// Restores one shard's state (called once per shard before any batch).
+    /// Restores one shard's state from its whole blob (called once per
+    /// shard before any batch).
     fn restore(&mut self, _shard: &str, _state: &[u8]) -> Result<(), NodeError> {
         Ok(())
+    }
+    /// Applies one delta written after the whole blob, in the order they
+    /// were written. Only operators that write deltas receive them.
+    fn restore_delta(&mut self, shard: &str, _delta: &[u8]) -> Result<(), NodeError> {
+        Err(format!(
+            "shard {shard}: this operator writes no state deltas, yet the checkpoint has one"
+        )
+        .into())
     }
 }
 

@@ -4,18 +4,26 @@
 //! ([`somaflow_pipeline::publications`]): its days are marked in progress
 //! before the first rename and recorded as changed after the last.
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use datafusion::object_store::ObjectStoreExt;
+use datafusion::object_store::path::Path;
+use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::NodeCheckpoint;
+use somaflow_pipeline::compaction::{CoversCache, folder_of, split_listing};
 use somaflow_pipeline::metrics::{NodeTableLabels, metrics};
 use somaflow_pipeline::publications::{DaysByTable, PublicationRecord, read_record, write_record};
 use somaflow_pipeline::runtime::{Committer, NodeError};
 use somaflow_pipeline::storage::StorageLocation;
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::ParquetSinkError;
+use super::compact::Compactor;
+use super::config::CompactionSettings;
 
 /// A file written to staging and where it goes at commit.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,6 +47,10 @@ pub struct LakeCommitter {
     run: String,
     /// This writer's publication record, read at the first publication.
     record: tokio::sync::Mutex<Option<PublicationRecord>>,
+    /// How this writer compacts the lake, if it does.
+    compaction: Option<(CompactionSettings, Arc<WriterProperties>)>,
+    /// Tells the compactor, started at recovery, which folders a commit wrote.
+    compactor: OnceLock<mpsc::UnboundedSender<Vec<String>>>,
 }
 
 impl LakeCommitter {
@@ -47,6 +59,7 @@ impl LakeCommitter {
         worker: Option<String>,
         location: StorageLocation,
         run: &str,
+        compaction: Option<(CompactionSettings, Arc<WriterProperties>)>,
     ) -> LakeCommitter {
         LakeCommitter {
             node: node.to_string(),
@@ -54,7 +67,46 @@ impl LakeCommitter {
             location,
             run: run.to_string(),
             record: tokio::sync::Mutex::new(None),
+            compaction,
+            compactor: OnceLock::new(),
         }
+    }
+
+    /// Starts this writer's compactor (once), after recovery cleared staging.
+    fn start_compactor(&self) {
+        let Some((settings, props)) = &self.compaction else {
+            return;
+        };
+        if self.compactor.get().is_some() {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        if self.compactor.set(tx).is_ok() {
+            let compactor = Compactor::new(
+                &self.node,
+                self.location.clone(),
+                format!("{}/compact", self.staging_root()),
+                &self.run,
+                settings.clone(),
+                props.clone(),
+            );
+            tokio::spawn(compactor.run(rx));
+        }
+    }
+
+    /// Tells the compactor which folders `files` went to.
+    fn changed(&self, files: &[StagedFile]) {
+        let Some(tx) = self.compactor.get() else {
+            return;
+        };
+        let mut folders: Vec<String> = files
+            .iter()
+            .map(|f| folder_of(&self.location.path(&f.target)).to_string())
+            .collect();
+        folders.sort();
+        folders.dedup();
+        // A compactor that stopped only means no more merges.
+        let _ = tx.send(folders);
     }
 
     /// This writer's name among the lake's writers: its worker and node.
@@ -88,6 +140,7 @@ impl LakeCommitter {
             write_record(&self.location, &self.writer(), record).await?;
             self.rename_all(epoch, files).await?;
             record.finish(&self.run);
+            self.changed(files);
         }
         // Also written with nothing to publish the first time (recovery): a
         // lake with a writer always has its record, which readers rely on.
@@ -111,8 +164,9 @@ impl LakeCommitter {
                         .inc_by(f.rows);
                 }
                 Err(datafusion::object_store::Error::NotFound { .. }) => {
-                    // Renamed by an earlier attempt (crash after the rename).
-                    if store.head(&target).await.is_err() {
+                    // Renamed by an earlier attempt (crash after the rename),
+                    // and maybe merged into a compacted file since.
+                    if store.head(&target).await.is_err() && !self.merged(&target).await? {
                         return Err(ParquetSinkError::StagedFileMissing {
                             epoch,
                             staged: f.staged.clone(),
@@ -125,6 +179,19 @@ impl LakeCommitter {
             }
         }
         Ok(())
+    }
+}
+
+impl LakeCommitter {
+    /// Whether a compacted file in `target`'s folder holds it.
+    async fn merged(&self, target: &Path) -> Result<bool, ParquetSinkError> {
+        let store = &self.location.store;
+        let folder = Path::from(folder_of(target));
+        let listed = store.list_with_delimiter(Some(&folder)).await?.objects;
+        let views = split_listing(store.as_ref(), &CoversCache::default(), listed).await?;
+        Ok(views
+            .values()
+            .any(|v| v.hidden.iter().any(|(m, _)| m.location == *target)))
     }
 }
 
@@ -183,6 +250,7 @@ impl Committer for LakeCommitter {
         if !orphans.is_empty() {
             info!(node = %self.node, files = orphans.len(), "discarded staged files of an incomplete checkpoint");
         }
+        self.start_compactor();
         Ok(())
     }
 }
@@ -197,7 +265,8 @@ mod tests {
     async fn a_publication_is_recorded_by_day_after_its_files_are_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let location = StorageLocation::parse(dir.path().to_str().unwrap()).unwrap();
-        let committer = LakeCommitter::new("lake", Some("w1".into()), location.clone(), "run1");
+        let committer =
+            LakeCommitter::new("lake", Some("w1".into()), location.clone(), "run1", None);
         committer.recover(None).await.unwrap();
         let record = read_record(&location, "w1/lake").await.unwrap();
         assert_eq!(

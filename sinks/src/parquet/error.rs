@@ -20,6 +20,10 @@ pub enum ParquetSinkError {
         staged: String,
         target: String,
     },
+    #[error("compacting the lake: {0}")]
+    Compaction(String),
+    #[error(transparent)]
+    Covers(#[from] somaflow_pipeline::compaction::CompactionError),
     #[error("pre-commit record is unreadable: {0}")]
     BadPreCommit(#[from] serde_json::Error),
 }

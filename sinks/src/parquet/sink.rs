@@ -85,6 +85,7 @@ impl ParquetSink {
             chrono::Utc::now().timestamp_micros(),
             std::process::id()
         );
+        let props = writer_properties(config.row_group_rows)?;
         Ok(Self {
             node: node.to_string(),
             task: 0,
@@ -93,9 +94,10 @@ impl ParquetSink {
                 config.worker.clone(),
                 location.clone(),
                 &run_id,
+                config.compaction.clone().map(|c| (c, props.clone())),
             )),
             location,
-            props: writer_properties(config.row_group_rows)?,
+            props,
             max_buffer_rows: config.max_buffer_rows,
             max_buffer_bytes: config.max_buffer_bytes,
             limiter,

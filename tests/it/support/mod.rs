@@ -351,19 +351,52 @@ pub const FAST_CHECKPOINTS: (&str, &str) = ("SOMAFLOW_CHECKPOINT__INTERVAL_MS", 
 /// `(series, value)` of every series of `metric` in `/metrics` whose labels
 /// contain `label` (e.g. `table="conversations"`).
 pub async fn metric_series(node: &Somaflow, metric: &str, label: &str) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("{}/metrics", node.url()))
+    metrics_text(node)
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
         .filter_map(|l| {
             let (series, value) = l.rsplit_once(' ')?;
             Some((series.to_string(), value.parse().ok()?))
         })
         .collect()
+}
+
+/// Waits until an embedded node's pipeline has read everything its log
+/// holds and two checkpoints have completed since: every accepted event is
+/// then committed (with checkpoints every second, rows counted in SQL and
+/// in usage agree at every commit, so agreement alone says nothing about
+/// whether the pipeline has caught up).
+pub async fn wait_caught_up(node: &Somaflow, within: Duration) {
+    node.wait_until("the pipeline to read the whole log", within, || async {
+        let end = metric_value(node, "somaflow_log_end_offset").await;
+        end > 0.0 && metric_value(node, "somaflow_log_read_offset").await >= end
+    })
+    .await;
+    let done = metric_value(node, "somaflow_checkpoints_completed_total").await;
+    node.wait_until("two checkpoints after that", within, || async {
+        metric_value(node, "somaflow_checkpoints_completed_total").await >= done + 2.0
+    })
+    .await;
+}
+
+/// The value of a metric without labels in `/metrics` (0 when absent).
+pub async fn metric_value(node: &Somaflow, metric: &str) -> f64 {
+    metrics_text(node)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The node's `/metrics` exposition.
+async fn metrics_text(node: &Somaflow) -> String {
+    reqwest::get(format!("{}/metrics", node.url()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
 }
 
 /// The sum of [`metric_series`].
