@@ -201,6 +201,9 @@ impl Compactor {
         let mut waiting = false;
         let mut deleted = 0u64;
         let mut table = None;
+        // Files still there after this pass: a covers record of one of them
+        // is not an orphan, even when its file is hidden.
+        let mut present = somaflow_pipeline::compaction::names(&view.visible);
         for (meta, since) in &view.hidden {
             let hidden_for = now
                 .signed_duration_since(*since)
@@ -208,6 +211,7 @@ impl Compactor {
                 .unwrap_or_default();
             if hidden_for < self.settings.grace {
                 waiting = true;
+                present.insert(file_name(&meta.location).to_string());
                 continue;
             }
             delete_if_present(store.as_ref(), &meta.location).await?;
@@ -219,7 +223,6 @@ impl Compactor {
         }
         // A covers record without its file: a merge that crashed before its
         // rename, or a deletion that crashed between the two.
-        let present = somaflow_pipeline::compaction::names(&view.visible);
         for meta in &view.visible {
             let name = file_name(&meta.location);
             let Some(parquet) = name.strip_suffix(somaflow_pipeline::compaction::COVERS_SUFFIX)
