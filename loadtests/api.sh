@@ -11,6 +11,9 @@
 #                                    # reads while live events flow in (each
 #                                    # commit changes the tables under the answers;
 #                                    # the events stay in the data set)
+#   MODE=embedded loadtests/api.sh   # the embedded default (config/local.toml):
+#                                    # loaded over HTTP, lake only, no services
+#   LOAD_ONLY=1 MODE=embedded loadtests/api.sh   # load, measure nothing
 #
 # Needs the services (started here): Kafka (tansu), ClickHouse, Redis. For
 # the 10 M load a broker on memory storage is much faster than the default
@@ -24,10 +27,13 @@ cd "$(dirname "$0")/.."
 EVENTS="${EVENTS:-10000000}"
 VUS="${VUS:-50}"
 DURATION="${DURATION:-30s}"
+MODE="${MODE:-cluster}"
 dir="$PWD/target/bench-api"
 mkdir -p "$dir"
 k6="$(scripts/k6.sh)"
-bash scripts/services.sh start kafka clickhouse redis
+if [ "$MODE" = cluster ]; then
+  bash scripts/services.sh start kafka clickhouse redis
+fi
 cargo build --release --quiet
 bin="$PWD/target/release/somaflow"
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then bin="$CARGO_TARGET_DIR/release/somaflow"; fi
@@ -37,6 +43,18 @@ if [ -z "$secret" ]; then
   secret="$(openssl rand -hex 32)"
   echo "$secret" > "$dir/secret"
 fi
+export SOMAFLOW_AUTH__SECRET="$secret"
+# Latency, not the rate limit, is measured: 50 clients share one token.
+export SOMAFLOW_AUTH__REQUESTS_PER_SECOND=0
+port=18480
+export SOMAFLOW_SERVER__LISTEN="127.0.0.1:$port"
+base="http://127.0.0.1:$port"
+
+if [ "$MODE" = embedded ]; then
+  export SOMAFLOW_CONFIG="$PWD/config/local.toml"
+  export SOMAFLOW_DATA_DIR="$dir/embedded-$EVENTS"
+  SOURCES="${SOURCES:-lake}"
+else
 export SOMAFLOW_CONFIG="$PWD/config/platform.toml"
 export SOMAFLOW_DATA_DIR="$dir/data"
 export SOMAFLOW_KAFKA__BROKERS="127.0.0.1:${SOMAFLOW_KAFKA_PORT:-19092}"
@@ -49,12 +67,7 @@ export SOMAFLOW_CLICKHOUSE__DATABASE="bench_api_$EVENTS"
 export SOMAFLOW_REDIS__URL="redis://127.0.0.1:16379/3"
 export SOMAFLOW_POLICY__RULES="$PWD/config/policies.toml"
 export SOMAFLOW_ACCOUNTING__PRICES="$PWD/config/prices.toml"
-export SOMAFLOW_AUTH__SECRET="$secret"
-# Latency, not the rate limit, is measured: 50 clients share one token.
-export SOMAFLOW_AUTH__REQUESTS_PER_SECOND=0
-port=18480
-export SOMAFLOW_SERVER__LISTEN="127.0.0.1:$port"
-base="http://127.0.0.1:$port"
+fi
 
 if [ -n "${INGEST_RATE:-}" ]; then
   if [ ! -f "$dir/loaded-$EVENTS" ] || [ -n "${RELOAD:-}" ]; then
@@ -74,8 +87,10 @@ fi
 
 # Topics and tenant metadata first: a worker refuses to start without its
 # topics (both commands leave what exists alone).
-"$bin" topics create
-"$bin" tenants import config/tenants.csv --capsules config/capsules.csv
+if [ "$MODE" = cluster ]; then
+  "$bin" topics create
+  "$bin" tenants import config/tenants.csv --capsules config/capsules.csv
+fi
 "$bin" run > "$dir/worker.log" 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT
@@ -90,9 +105,15 @@ sql() {
 }
 
 marker="$dir/loaded-$EVENTS"
+if [ "$MODE" = embedded ]; then marker="$dir/loaded-embedded-$EVENTS"; fi
 if [ ! -f "$marker" ] || [ -n "${RELOAD:-}" ]; then
   echo "== loading $EVENTS events (30 days of history, in time order)"
-  "$bin" produce --to kafka --count "$EVENTS" --history-days 30 --seed 6 --json > "$dir/produce.json"
+  if [ "$MODE" = embedded ]; then
+    SOMAFLOW_TOKEN="$("$bin" token --scopes admin --ttl 4h)" \
+      "$bin" produce --to "$base" --count "$EVENTS" --history-days 30 --seed 6 --json > "$dir/produce.json"
+  else
+    "$bin" produce --to kafka --count "$EVENTS" --history-days 30 --seed 6 --json > "$dir/produce.json"
+  fi
   # A billing event three minutes ahead moves the watermark past every window.
   tick="{\"specversion\":\"1.0\",\"id\":\"tick-$(date +%s)\",\"source\":\"/bench\",\"type\":\"soma.billing.v1\",\"time\":\"$(date -u -d '+3 min' +%Y-%m-%dT%H:%M:%SZ)\",\"tenantid\":\"tick\",\"data\":{\"meter\":\"tick\",\"quantity\":\"1\",\"unit\":\"tick\"}}"
   curl -fs -H "authorization: Bearer $admin" -H 'content-type: application/cloudevents+json' -d "$tick" "$base/v1/events" >/dev/null
@@ -104,9 +125,21 @@ if [ ! -f "$marker" ] || [ -n "${RELOAD:-}" ]; then
     last="$now"
     sleep 15
   done
+  # The node merges the load's small files once their folders settle.
+  if [ "$MODE" = embedded ]; then sleep 120; fi
   touch "$marker"
 fi
-echo "== data: $(sql 'SELECT count(*) FROM conversations') conversations, $(sql 'SELECT count(*) FROM usage_1m') usage_1m rows"
+if [ "$MODE" = embedded ]; then
+  # Measure after, not during, the merges (lake.compaction_settle_secs).
+  merges() { curl -fs "$base/metrics" | awk '/^somaflow_lake_compactions_total/ {s += $2} END {print s + 0}'; }
+  last="$(merges)"
+  while sleep 30; now="$(merges)"; [ "$now" != "$last" ]; do
+    echo "   merges so far: $now"
+    last="$now"
+  done
+fi
+echo "== data: $(sql 'SELECT count(*) FROM conversations') conversations, $(sql 'SELECT count(*) FROM usage_1m') usage_1m rows, $(sql 'SELECT count(*) FROM rollup_1h') rollup_1h rows"
+if [ -n "${LOAD_ONLY:-}" ]; then exit 0; fi
 
 tenant=tenant-0000
 token="$("$bin" token --tenant "$tenant" --scopes usage:read,billing:read --ttl 4h)"
@@ -121,7 +154,9 @@ declare -A targets=(
 if [ -n "${INGEST_RATE:-}" ]; then
   echo "== producing $INGEST_RATE events/s of live traffic while measuring"
   live_from="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  "$bin" produce --to kafka --rate "$INGEST_RATE" --duration 1h --seed "$(date +%s)" \
+  live_to=kafka
+  if [ "$MODE" = embedded ]; then live_to="$base"; export SOMAFLOW_TOKEN="$("$bin" token --scopes admin --ttl 4h)"; fi
+  "$bin" produce --to "$live_to" --rate "$INGEST_RATE" --duration 1h --seed "$(date +%s)" \
     > "$dir/produce-live.log" 2>&1 &
   producer=$!
   trap 'kill $worker $producer 2>/dev/null || true' EXIT

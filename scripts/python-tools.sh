@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Prints the path of a Python with the PyPI tools the tests drive somaflow
-# with: the CloudEvents SDK (both content modes, HTTP and Kafka) and
-# schemathesis (the OpenAPI contract). Installed into
-# ~/.cache/somaflow/python-tools on first use (~20 s), reused afterwards.
+# with: the CloudEvents SDK (both content modes, HTTP and Kafka),
+# schemathesis (the OpenAPI contract), chdb-core (ClickHouse 26 in process,
+# for the current DDL and SQL) and DuckDB (the side-by-side benchmark).
+# Installed into ~/.cache/somaflow/python-tools on first use (~40 s), reused
+# afterwards.
 set -euo pipefail
 dir="${SOMAFLOW_CACHE:-$HOME/.cache/somaflow}/python-tools"
-want="cloudevents==2.2.0 schemathesis==4.32.5"
+want="cloudevents==2.2.0 schemathesis==4.32.5 chdb-core==26.9.0 duckdb==2.0.1"
 if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
   echo "[python-tools] installing $want into $dir" >&2
   rm -rf "$dir"

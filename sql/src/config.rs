@@ -1,5 +1,6 @@
 //! `[sql]`: limits on the queries `POST /v1/sql` runs, and how many rows
-//! of the read endpoints' answers are kept until their data changes.
+//! of the read endpoints' answers are kept until their data changes, and
+//! whether they read the rollups.
 
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::config::{ConfigError, require_positive};
@@ -15,6 +16,10 @@ pub struct SqlConfig {
     /// Rows of usage, ledger, forecast and summary answers kept, each until
     /// a commit changes its table; 0 computes every answer afresh.
     pub cache_rows: u64,
+    /// Read usage, ledgers, forecasts and KAMACHIQ spend from the hourly and
+    /// daily rollups (`rollup_1h`, `rollup_1d`) wherever they answer the
+    /// question; false reads the tables they are kept from, to compare.
+    pub rollups: bool,
 }
 
 impl Default for SqlConfig {
@@ -23,6 +28,7 @@ impl Default for SqlConfig {
             timeout_ms: 30_000,
             max_rows: 100_000,
             cache_rows: 1_000_000,
+            rollups: true,
         }
     }
 }

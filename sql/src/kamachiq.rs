@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::StoreError;
 use crate::money::usd;
-use crate::store::{Store, Sum, SumQuery, SumRow};
+use crate::store::{RollupForm, Store, Sum, SumQuery, SumRow};
 
 /// The summary of `tenant`'s runs in `[from, to)` from `store`.
 pub async fn summary(
@@ -35,7 +35,7 @@ pub async fn summary(
 
 /// One row per (tenant, run, step): attempts, successes, duration,
 /// approvals, scored.
-fn steps(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+pub(crate) fn steps(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
     SumQuery {
         table: "workflow_executions",
         time_column: "event_time",
@@ -51,11 +51,13 @@ fn steps(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
             Sum::int("CASE WHEN quality_score IS NULL THEN 0 ELSE 1 END"),
         ],
         condition: None,
+        rollup: None,
     }
 }
 
-fn spend(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
-    SumQuery {
+/// The tenant's billed spend in the range.
+pub(crate) fn spend(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    let mut query = SumQuery {
         table: "usage_1m",
         time_column: "window_start",
         from,
@@ -64,7 +66,10 @@ fn spend(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         groups: vec!["tenant_id"],
         sums: vec![Sum::decimal("cost_usd")],
         condition: None,
-    }
+        rollup: None,
+    };
+    query.rollup = RollupForm::for_usage(&query);
+    query
 }
 
 #[derive(Debug, Default)]

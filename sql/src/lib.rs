@@ -7,6 +7,8 @@
 //!   and the answers kept until the rows under them change.
 //! * [`usage`], [`ledger`], [`forecast`], [`budgets`]: usage over windows,
 //!   billing ledgers, forecasts and anomaly scans, budget status.
+//! * [`catalogue`]: every grouped sum the read endpoints ask a store, for
+//!   tests that run them all.
 //!
 //! Errors are typed ([`SqlError`], [`QueryError`], [`store::StoreError`]);
 //! the HTTP layer (`somaflow-api`) maps them to statuses. Nothing here
@@ -15,6 +17,7 @@
 //! API's OpenAPI document describes them where they are defined.
 
 pub mod budgets;
+pub mod catalogue;
 pub mod checks;
 pub mod config;
 pub mod contract;

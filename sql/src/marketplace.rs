@@ -52,29 +52,7 @@ pub async fn top_capsules(
     to: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Value>, StoreError> {
-    let runs = SumQuery {
-        table: "capsule_executions",
-        time_column: "event_time",
-        from,
-        to,
-        bucket_secs: None,
-        groups: vec!["capsule_id"],
-        sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
-        condition: None,
-    };
-    let revenue = SumQuery {
-        table: "marketplace_transactions",
-        time_column: "event_time",
-        from,
-        to,
-        bucket_secs: None,
-        groups: vec!["capsule_id"],
-        sums: vec![
-            Sum::int("CASE WHEN tx_type = 'purchase' THEN amount_cents ELSE 0 END"),
-            Sum::int("CASE WHEN tx_type = 'refund' THEN amount_cents ELSE 0 END"),
-        ],
-        condition: Some("currency = 'USD'"),
-    };
+    let (runs, revenue) = (runs_query(from, to), revenue_query(from, to));
     let (runs, revenue) =
         tokio::try_join!(store.sums(&runs, tenant), store.sums(&revenue, tenant))?;
     // capsule → (runs, cost nanos, revenue nanos)
@@ -104,4 +82,37 @@ pub async fn top_capsules(
         })
         .collect();
     Ok(top)
+}
+
+/// Capsule runs and their cost per capsule.
+pub(crate) fn runs_query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "capsule_executions",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["capsule_id"],
+        sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
+        condition: None,
+        rollup: None,
+    }
+}
+
+/// Purchases and refunds (USD cents) per capsule.
+pub(crate) fn revenue_query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    SumQuery {
+        table: "marketplace_transactions",
+        time_column: "event_time",
+        from,
+        to,
+        bucket_secs: None,
+        groups: vec!["capsule_id"],
+        sums: vec![
+            Sum::int("CASE WHEN tx_type = 'purchase' THEN amount_cents ELSE 0 END"),
+            Sum::int("CASE WHEN tx_type = 'refund' THEN amount_cents ELSE 0 END"),
+        ],
+        condition: Some("currency = 'USD'"),
+        rollup: None,
+    }
 }

@@ -20,7 +20,8 @@ use futures::StreamExt;
 use somaflow_pipeline::compaction::LakeView;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::{
-    BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE, table_schema,
+    BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE,
+    table_schema,
 };
 use somaflow_pipeline::publications::{self, PublicationRecord};
 use somaflow_pipeline::storage::StorageLocation;
@@ -30,7 +31,7 @@ use crate::error::SqlError;
 use crate::format::QueryResult;
 
 /// SQL name → lake folder of every table a query can read.
-pub const SQL_TABLES: [(&str, &str); 9] = [
+pub const SQL_TABLES: [(&str, &str); 11] = [
     ("conversations", "conversations"),
     ("policy_decisions", "policy_decisions"),
     ("capsule_executions", "capsule_executions"),
@@ -39,6 +40,8 @@ pub const SQL_TABLES: [(&str, &str); 9] = [
     ("billing_events", "billing_events"),
     ("dead_letters", DEAD_LETTERS_TABLE),
     (USAGE_TABLE, USAGE_TABLE),
+    (ROLLUP_HOUR_TABLE, ROLLUP_HOUR_TABLE),
+    (ROLLUP_DAY_TABLE, ROLLUP_DAY_TABLE),
     (BUDGET_EVENTS_TABLE, BUDGET_EVENTS_TABLE),
 ];
 
@@ -102,7 +105,7 @@ impl LakeSql {
         );
         let ctx = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
         let mut tables: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
-        debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 3);
+        debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 5);
         for (name, folder) in SQL_TABLES {
             let schema = table_schema(folder)
                 .ok_or_else(|| lake_error(format!("no schema for {folder}")))?;

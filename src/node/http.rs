@@ -63,6 +63,7 @@ pub async fn start_http(
         config.sql.limits(),
         writes_clickhouse.then(|| somaflow_sinks::clickhouse::connect(&config.clickhouse, None)),
         Arc::new(AnswerCache::new(config.sql.cache_rows)),
+        config.sql.rollups,
     );
     let state = AppState {
         ingest,

@@ -105,6 +105,29 @@ async fn the_embedded_default_runs_every_operator_and_prices_every_token_to_the_
     let usage_cost = sql(&base, "SELECT CAST(sum(cost_usd) AS VARCHAR) FROM usage_1m").await;
     let total: i128 = want.tenants.values().map(|t| t.rated).sum();
     assert_eq!(value_nanos(&usage_cost[0][0]), total, "usage_1m cost");
+    // The hourly and daily rollups hold the same, split by price.
+    for rollup in ["rollup_1h", "rollup_1d"] {
+        let sums = sql(
+            &base,
+            &format!(
+                "SELECT CAST(sum(cost_usd) AS VARCHAR), CAST(sum(requests) AS BIGINT), \
+                 CAST(sum(input_tokens) AS BIGINT), \
+                 CAST(sum(CASE WHEN cost_from = 'rated' THEN requests ELSE 0 END) AS BIGINT) \
+                 FROM {rollup}"
+            ),
+        )
+        .await;
+        assert_eq!(value_nanos(&sums[0][0]), total, "{rollup} cost");
+        assert_eq!(
+            sums[0][1..],
+            [
+                json!(want.conversations),
+                json!(want.input),
+                json!(want.conversations)
+            ],
+            "{rollup}: requests, input tokens, all rated by somaflow"
+        );
+    }
 
     // The ledger and the budget of the busiest tenants agree with the test.
     let prices = list_prices();

@@ -3,6 +3,7 @@
 
 mod backpressure;
 mod bad_input;
+mod chdb;
 mod clickhouse;
 mod cloudevents;
 mod cluster;

@@ -1,6 +1,6 @@
 //! The platform operators end to end (real tansu, ClickHouse and Redis):
-//! token accounting exact to the cent in `usage_1m` and ClickHouse's hourly
-//! rollup through SIGKILLs and late events; budgets crossed exactly once
+//! token accounting exact to the cent in `usage_1m`, the lake's and
+//! ClickHouse's rollups through SIGKILLs and late events; budgets crossed exactly once
 //! across two workers and a Redis outage, with dispatch refused after.
 
 use std::collections::BTreeMap;
@@ -114,6 +114,35 @@ async fn usage_and_cost_are_exact_to_the_cent_through_sigkills_and_late_events()
     .await;
     assert!(corrected > 0, "5% late events produced correction rows");
 
+    // The rollups in the lake: exactly usage_1m's sums, late events included.
+    let by_group = |rows: &[Vec<Value>]| -> BTreeMap<(String, String), (i128, i64)> {
+        rows.iter()
+            .map(|row| {
+                let key = (
+                    row[0].as_str().unwrap().to_string(),
+                    row[1].as_str().unwrap().to_string(),
+                );
+                let requests = row[3]
+                    .as_i64()
+                    .or_else(|| row[3].as_str()?.parse().ok())
+                    .unwrap();
+                (key, (value_nanos(&row[2]), requests))
+            })
+            .collect()
+    };
+    let usage_groups = by_group(&usage);
+    for rollup in ["rollup_1h", "rollup_1d"] {
+        let rows = sql(
+            &base,
+            &format!(
+                "SELECT tenant_id, model, CAST(sum(cost_usd) AS VARCHAR), sum(requests) FROM {rollup} \
+                 WHERE requests > 0 GROUP BY tenant_id, model"
+            ),
+        )
+        .await;
+        assert_eq!(by_group(&rows), usage_groups, "lake {rollup} = usage_1m");
+    }
+
     // ClickHouse's hourly rollup: the same totals, once each.
     let ch = &scenario.clickhouse;
     let settled = async {
@@ -150,6 +179,37 @@ async fn usage_and_cost_are_exact_to_the_cent_through_sigkills_and_late_events()
         seen += 1;
     }
     assert_eq!(seen, expected.len());
+
+    // ClickHouse's rollups, copied at each commit: the same, once each.
+    for rollup in ["rollup_1h", "rollup_1d"] {
+        let total = format!("SELECT sum(requests) FROM {rollup} FINAL");
+        let mut copied = 0;
+        for _ in 0..120 {
+            copied = ch.number(&total).await;
+            if copied == conversations {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(copied, conversations, "ClickHouse {rollup} requests");
+        let rows = ch
+            .query(&format!(
+                "SELECT tenant_id, model, toString(sum(cost_usd)), sum(requests) FROM {rollup} FINAL \
+                 WHERE requests > 0 GROUP BY tenant_id, model FORMAT TSV"
+            ))
+            .await;
+        let got: BTreeMap<(String, String), (i128, i64)> = rows
+            .lines()
+            .map(|line| {
+                let cols: Vec<&str> = line.split('\t').collect();
+                (
+                    (cols[0].to_string(), cols[1].to_string()),
+                    (nanos(cols[2]), cols[3].parse().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(got, usage_groups, "ClickHouse {rollup} = usage_1m");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

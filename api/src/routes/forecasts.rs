@@ -1,6 +1,7 @@
 //! `GET /v1/forecasts?tenant=&meter=&horizon=` and `POST
 //! /v1/anomalies/scan`: the models of [`somaflow_sql::forecast`] on a tenant's
-//! hourly usage (`usage_1m`, from either store).
+//! hourly usage (`rollup_1h` for whole hours, `usage_1m` at the edges;
+//! from either store).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};

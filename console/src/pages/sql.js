@@ -9,6 +9,7 @@ import { h, panel } from '../lib/dom.js';
 const EXAMPLES = [
   ['Cost per model', "SELECT model, count(*) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(rated_cost_usd) AS cost_usd\nFROM conversations GROUP BY model ORDER BY cost_usd DESC"],
   ['Newest usage minutes', 'SELECT * FROM usage_1m ORDER BY window_start DESC LIMIT 20'],
+  ['Spend per day and model (rollup)', 'SELECT window_start AS day, model, sum(requests) AS requests, sum(cost_usd) AS cost_usd\nFROM rollup_1d GROUP BY 1, 2 ORDER BY day DESC, cost_usd DESC LIMIT 50'],
   ['Budget crossings', 'SELECT tenant_id, month, level, spend_usd, budget_usd, event_time FROM budget_events ORDER BY event_time DESC LIMIT 20'],
   ['Why events were dead-lettered', "SELECT split_part(reason, ':', 1) AS field, count(*) AS records FROM dead_letters GROUP BY 1 ORDER BY records DESC"],
 ];

@@ -18,11 +18,11 @@ impl Default for WindowConfig {
 
 impl WindowConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.size_secs == 0 || 86_400 % self.size_secs != 0 {
+        if self.size_secs == 0 || 3_600 % self.size_secs != 0 {
             return Err(ConfigError::key(
                 "window.size_secs",
                 format!(
-                    "{} must be greater than 0 and divide a day (60, 300, 3600…), so windows line up with hours",
+                    "{} must be greater than 0 and divide an hour (60, 300, 3600…), so windows line up with the hourly rollup",
                     self.size_secs
                 ),
             ));

@@ -5,6 +5,9 @@
 //! when the watermark passes a window's end (the rest). Readers sum a
 //! window's rows. Events pass through on `out`.
 //!
+//! The same rows feed the hourly and daily rollups (`rollup_1h`,
+//! `rollup_1d`, see [`rollup`]), sent on `usage` at every checkpoint.
+//!
 //! Late rows are never dropped: a row for a window already emitted is
 //! aggregated again and emitted at the next watermark advance as a further,
 //! additive row of the same window (readers sum). State is kept per source
@@ -14,23 +17,28 @@
 //! publish only checkpointed output.
 
 mod config;
+mod rollup;
 mod state;
+mod sums;
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::events::schema::USAGE_TABLE;
+use somaflow_pipeline::events::schema::{ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE};
 use somaflow_pipeline::metrics::{metrics, node, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, StateBlob, Watermark};
 
+use self::rollup::{RollupParts, RollupRows};
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, opt_str};
 
 pub use config::WindowConfig;
-pub use state::{GroupKey, ShardWindows, Usage, UsageRows, WindowError};
+pub use rollup::{COST_FROM_PRODUCER, COST_FROM_RATED};
+pub use state::{GroupKey, ShardWindows, UsageRows};
+pub use sums::{Usage, WindowError};
 
 /// The output usage rows go to.
 pub const USAGE: &str = "usage";
@@ -85,14 +93,22 @@ impl UsageWindow {
                     late += 1;
                 }
                 let (parts, usage) = contribution(i);
+                let tenant = tenant.value(i);
                 windows.add(
                     start,
-                    tenant.value(i),
+                    tenant,
                     parts.model,
                     parts.provider,
                     parts.capsule,
                     &usage,
                 );
+                let rollup = RollupParts {
+                    model: parts.model,
+                    provider: parts.provider,
+                    price_id: parts.price_id,
+                    cost_from: parts.cost_from,
+                };
+                windows.add_to_rollups(time.value(i), tenant, rollup, &usage);
                 i += 1;
             }
         }
@@ -158,12 +174,19 @@ fn contributions<'a>(
             let cached = c.i64("cached_input_tokens")?;
             let reasoning = c.i64("reasoning_tokens")?;
             let (producer, rated) = (c.decimal("cost_usd")?, c.decimal("rated_cost_usd")?);
+            let price_id = c.str("price_id")?;
             Box::new(move |i| {
                 (
                     GroupKeyParts {
                         model: model.value(i),
                         provider: provider.value(i),
                         capsule: opt_str(capsule, i).unwrap_or(""),
+                        price_id: opt_str(price_id, i).unwrap_or(""),
+                        cost_from: if producer.is_valid(i) {
+                            COST_FROM_PRODUCER
+                        } else {
+                            COST_FROM_RATED
+                        },
                     },
                     Usage {
                         input_tokens: input.value(i),
@@ -182,9 +205,8 @@ fn contributions<'a>(
             Box::new(move |i| {
                 (
                     GroupKeyParts {
-                        model: "",
-                        provider: "",
                         capsule: capsule.value(i),
+                        ..GroupKeyParts::default()
                     },
                     Usage {
                         capsule_runs: 1,
@@ -211,12 +233,14 @@ pub fn window_start(event_time_us: i64, size_us: i64) -> i64 {
     event_time_us - event_time_us.rem_euclid(size_us)
 }
 
-/// The parts of a group key borrowed from one row.
+/// The parts of a group key (and of its rollups') borrowed from one row.
 #[derive(Default)]
 struct GroupKeyParts<'a> {
     model: &'a str,
     provider: &'a str,
     capsule: &'a str,
+    price_id: &'a str,
+    cost_from: &'a str,
 }
 
 #[async_trait]
@@ -252,7 +276,19 @@ impl Operator for UsageWindow {
     async fn on_barrier(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         // Usage is readable at every commit, not a window and a checkpoint
         // later; what the window sums after this goes out as further rows.
-        self.emit(out, |name, windows, rows| windows.flush_open(name, rows))
+        self.emit(out, |name, windows, rows| windows.flush_open(name, rows))?;
+        let (mut hours, mut days) = (RollupRows::default(), RollupRows::default());
+        let mut shards: Vec<_> = self.shards.iter_mut().collect();
+        shards.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, windows) in shards {
+            windows.flush_rollups(name, &mut hours, &mut days);
+        }
+        for (table, rows) in [(ROLLUP_HOUR_TABLE, hours), (ROLLUP_DAY_TABLE, days)] {
+            if !rows.is_empty() {
+                out.emit(USAGE, Batch::new(table, rows.finish()?));
+            }
+        }
+        Ok(())
     }
 
     fn snapshot(&mut self) -> Result<Vec<(String, StateBlob)>, NodeError> {

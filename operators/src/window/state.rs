@@ -5,49 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::events::schema::usage_schema;
 
-use crate::columns::decimal_array;
+use super::rollup::{RollupKey, RollupParts, RollupRows, Rollups};
+use super::sums::{Usage, WindowError, sum_columns};
 use crate::key_digest::{DigestMap, key_digest};
-
-#[derive(Debug, thiserror::Error)]
-pub enum WindowError {
-    #[error("window state snapshot is corrupt: {0}")]
-    CorruptState(String),
-    #[error("usage rows: {0}")]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
-}
-
-/// What is summed per group and window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cached_input_tokens: i64,
-    pub reasoning_tokens: i64,
-    /// Billed cost in nano-USD (scale 9).
-    pub cost_nanos: i128,
-    pub requests: i64,
-    pub capsule_runs: i64,
-    pub workflow_steps: i64,
-}
-
-impl Usage {
-    fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
-        self.reasoning_tokens += other.reasoning_tokens;
-        self.cost_nanos += other.cost_nanos;
-        self.requests += other.requests;
-        self.capsule_runs += other.capsule_runs;
-        self.workflow_steps += other.workflow_steps;
-    }
-}
 
 /// Tenant × model × provider × capsule (empty strings where a kind has none).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -70,8 +34,10 @@ pub struct ShardWindows {
     /// End of the newest window emitted: a row for an earlier window is late
     /// and its row a correction.
     closed_through: i64,
-    /// Numbers the shard's usage rows (`row_id` = `shard#n`).
+    /// Numbers the shard's usage and rollup rows (`row_id` = `shard#n`).
     emitted: u64,
+    /// Hourly sums since the last barrier (see [`Rollups`]).
+    rollups: Rollups,
     dirty: bool,
 }
 
@@ -80,6 +46,9 @@ struct Encoded {
     closed_through: i64,
     emitted: u64,
     windows: Vec<(i64, Vec<(GroupKey, Usage)>)>,
+    /// Empty at every checkpoint (barriers send them); kept for safety.
+    #[serde(default)]
+    rollups: Vec<(i64, Vec<(RollupKey, Usage)>)>,
 }
 
 impl ShardWindows {
@@ -108,6 +77,27 @@ impl ShardWindows {
                 )
             });
         entry.1.add(usage);
+    }
+
+    /// Adds a row to its hour's rollup.
+    pub fn add_to_rollups(
+        &mut self,
+        event_time_us: i64,
+        tenant: &str,
+        parts: RollupParts<'_>,
+        usage: &Usage,
+    ) {
+        self.dirty = true;
+        self.rollups.add(event_time_us, tenant, parts, usage);
+    }
+
+    /// Moves the rollups' sums since the last barrier into `hours` and `days`.
+    pub fn flush_rollups(&mut self, shard: &str, hours: &mut RollupRows, days: &mut RollupRows) {
+        if self.rollups.is_empty() {
+            return;
+        }
+        self.rollups.drain(shard, &mut self.emitted, hours, days);
+        self.dirty = true;
     }
 
     /// Moves every window ending at or before `watermark` into `rows`.
@@ -174,6 +164,7 @@ impl ShardWindows {
                 .iter()
                 .map(|(start, groups)| (*start, groups.values().cloned().collect()))
                 .collect(),
+            rollups: self.rollups.encode(),
         };
         serde_json::to_vec(&encoded).map_err(|e| WindowError::CorruptState(e.to_string()))
     }
@@ -193,6 +184,7 @@ impl ShardWindows {
             windows,
             closed_through: encoded.closed_through,
             emitted: encoded.emitted,
+            rollups: Rollups::decode(encoded.rollups),
             dirty: false,
         })
     }
@@ -245,25 +237,15 @@ impl UsageRows {
     }
 
     pub fn finish(self) -> Result<RecordBatch, WindowError> {
-        let ints = |f: fn(&Usage) -> i64| -> ArrayRef {
-            Arc::new(Int64Array::from_iter_values(self.usage.iter().map(f)))
-        };
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(self.tenant)),
             Arc::new(TimestampMicrosecondArray::from(self.window_start).with_timezone("UTC")),
             Arc::new(StringArray::from(self.model)),
             Arc::new(StringArray::from(self.provider)),
             Arc::new(StringArray::from(self.capsule)),
-            ints(|u| u.input_tokens),
-            ints(|u| u.output_tokens),
-            ints(|u| u.cached_input_tokens),
-            ints(|u| u.reasoning_tokens),
-            decimal_array(self.usage.iter().map(|u| Some(u.cost_nanos)).collect())?,
-            ints(|u| u.requests),
-            ints(|u| u.capsule_runs),
-            ints(|u| u.workflow_steps),
-            Arc::new(StringArray::from(self.row_id)),
         ];
+        columns.extend(sum_columns(&self.usage)?);
+        columns.push(Arc::new(StringArray::from(self.row_id)));
         Ok(RecordBatch::try_new(usage_schema(), columns)?)
     }
 }

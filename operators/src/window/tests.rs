@@ -5,7 +5,9 @@ use datafusion::arrow::array::{
     new_null_array,
 };
 use datafusion::arrow::datatypes::Int64Type;
-use somaflow_pipeline::events::schema::kind_schema;
+use somaflow_pipeline::events::schema::{
+    ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE, kind_schema,
+};
 
 use super::*;
 
@@ -71,9 +73,14 @@ async fn usage_at(op: &mut UsageWindow, watermark: i64) -> Vec<(i64, i64, i64)> 
 
 /// (window start, input tokens, requests) of the usage rows `out` holds.
 fn usage_rows(out: &mut Emitter) -> Vec<(i64, i64, i64)> {
+    table_rows(out, USAGE_TABLE)
+}
+
+/// (window start, input tokens, requests) of the rows of `table` `out` holds.
+fn table_rows(out: &mut Emitter, table: &str) -> Vec<(i64, i64, i64)> {
     out.take()
         .into_iter()
-        .filter(|(o, _)| *o == USAGE)
+        .filter(|(o, b)| *o == USAGE && b.table == table)
         .flat_map(|(_, b)| {
             let start = b
                 .rows
@@ -182,4 +189,73 @@ async fn a_checkpoint_sends_the_open_windows_so_far_and_the_close_sends_the_rest
         usage_at(&mut op, 2 * MIN).await.is_empty(),
         "sent at the checkpoint"
     );
+}
+
+/// The rows of `table` among emitted `batches`, sorted.
+fn rows_in(batches: &[(&'static str, Batch)], table: &str) -> Vec<(i64, i64, i64)> {
+    let mut out = Emitter::default();
+    for (output, batch) in batches {
+        out.emit(output, batch.clone());
+    }
+    let mut rows = table_rows(&mut out, table);
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn rollups_hold_what_usage_holds_per_hour_and_day_sent_at_every_barrier() {
+    const HOUR: i64 = 60 * MIN;
+    let mut op = UsageWindow::new("window", 60);
+    let mut out = Emitter::default();
+    op.process(
+        conversations(0, &[(10, 5), (MIN + 1, 7), (HOUR + 5, 2)]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    out.take();
+    op.on_barrier(&mut out).await.unwrap();
+    let batches = out.take();
+    assert_eq!(
+        rows_in(&batches, ROLLUP_HOUR_TABLE),
+        [(0, 12, 2), (HOUR, 2, 1)]
+    );
+    assert_eq!(rows_in(&batches, ROLLUP_DAY_TABLE), [(0, 14, 3)]);
+    op.on_barrier(&mut out).await.unwrap();
+    assert!(out.take().is_empty(), "nothing new, nothing sent");
+
+    // A late row (its minute closed) is one more row of its hour and day.
+    op.on_watermark(2 * HOUR, &mut out).await.unwrap();
+    op.process(conversations(0, &[(20, 100)]), &mut out)
+        .await
+        .unwrap();
+    out.take();
+    let snap = op.snapshot().unwrap();
+    op.on_barrier(&mut out).await.unwrap();
+    let batches = out.take();
+    assert_eq!(rows_in(&batches, ROLLUP_HOUR_TABLE), [(0, 100, 1)]);
+
+    // A replay from the state before that barrier sends the same rows, ids included.
+    let mut replayed = UsageWindow::new("window", 60);
+    for (shard, state) in &snap {
+        let StateBlob::Whole(state) = state else {
+            panic!("windows are written whole")
+        };
+        replayed.restore(shard, state).unwrap();
+    }
+    let mut again = Emitter::default();
+    replayed.on_barrier(&mut again).await.unwrap();
+    let ids = |batches: &[(&'static str, Batch)]| -> Vec<String> {
+        batches
+            .iter()
+            .filter(|(_, b)| b.table != USAGE_TABLE)
+            .flat_map(|(_, b)| {
+                let ids = b.rows.column_by_name("row_id").unwrap().as_string::<i32>();
+                (0..ids.len())
+                    .map(|i| ids.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(ids(&again.take()), ids(&batches));
 }

@@ -103,8 +103,37 @@ pub fn dead_letter_schema() -> SchemaRef {
 
 /// Per-minute usage the window operator writes (additive rows).
 pub const USAGE_TABLE: &str = "usage_1m";
+/// Hourly and daily rollups of usage the window operator keeps at every
+/// checkpoint (see [`rollup_schema`]).
+pub const ROLLUP_HOUR_TABLE: &str = "rollup_1h";
+pub const ROLLUP_DAY_TABLE: &str = "rollup_1d";
+/// The rollups, finest first, with the seconds of their grain.
+pub const ROLLUPS: [(&str, i64); 2] = [(ROLLUP_HOUR_TABLE, 3_600), (ROLLUP_DAY_TABLE, 86_400)];
 /// Budget threshold crossings, one row per tenant × month × level.
 pub const BUDGET_EVENTS_TABLE: &str = "budget_events";
+
+/// Additive usage rows: tenant, window start, the text `keys`, the sums,
+/// and the `row_id` that names the emission.
+fn usage_fields(keys: &[&str]) -> Vec<Field> {
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
+    let mut fields = vec![
+        Field::new("tenant_id", DataType::Utf8, false),
+        Field::new("window_start", timestamp_type(), false),
+    ];
+    fields.extend(keys.iter().map(|k| Field::new(*k, DataType::Utf8, false)));
+    fields.extend([
+        count("input_tokens"),
+        count("output_tokens"),
+        count("cached_input_tokens"),
+        count("reasoning_tokens"),
+        Field::new("cost_usd", decimal_type(), false),
+        count("requests"),
+        count("capsule_runs"),
+        count("workflow_steps"),
+        Field::new("row_id", DataType::Utf8, false),
+    ]);
+    fields
+}
 
 /// Usage per tenant × model × capsule × window. Rows are additive: a late
 /// event yields a further row for its window, so readers always sum.
@@ -112,25 +141,40 @@ pub fn usage_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let count = |name: &str| Field::new(name, DataType::Int64, false);
-            Arc::new(Schema::new(vec![
-                Field::new("tenant_id", DataType::Utf8, false),
-                Field::new("window_start", timestamp_type(), false),
-                Field::new("model", DataType::Utf8, false),
-                Field::new("provider", DataType::Utf8, false),
-                Field::new("capsule_id", DataType::Utf8, false),
-                count("input_tokens"),
-                count("output_tokens"),
-                count("cached_input_tokens"),
-                count("reasoning_tokens"),
-                Field::new("cost_usd", decimal_type(), false),
-                count("requests"),
-                count("capsule_runs"),
-                count("workflow_steps"),
-                Field::new("row_id", DataType::Utf8, false),
-            ]))
+            Arc::new(Schema::new(usage_fields(&[
+                "model",
+                "provider",
+                "capsule_id",
+            ])))
         })
         .clone()
+}
+
+/// Usage per tenant × model × provider × price × cost source and hour (or
+/// day): what usage, ledgers, forecasts and KAMACHIQ spend read instead of
+/// `usage_1m` or the conversations when their question allows it. There is
+/// no capsule: tenant × model × hour stays small however many capsules run.
+/// `price_id` is the price the accounting operator rated with ('' when none
+/// or the producer sent a cost); `cost_from` says whose cost `cost_usd` is:
+/// `producer`, `rated` ('' for rows that are not conversations). Rows are
+/// additive, like `usage_1m`'s.
+pub fn rollup_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(usage_fields(&[
+                "model",
+                "provider",
+                "price_id",
+                "cost_from",
+            ])))
+        })
+        .clone()
+}
+
+/// Whether `table` is one of the [`ROLLUPS`].
+pub fn is_rollup(table: &str) -> bool {
+    ROLLUPS.iter().any(|(name, _)| *name == table)
 }
 
 /// A tenant's month-to-date spend crossing a budget threshold.
@@ -159,6 +203,7 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         DEAD_LETTERS_TABLE => Some(dead_letter_schema()),
         RAW_TABLE => Some(raw_schema()),
         USAGE_TABLE => Some(usage_schema()),
+        ROLLUP_HOUR_TABLE | ROLLUP_DAY_TABLE => Some(rollup_schema()),
         BUDGET_EVENTS_TABLE => Some(budget_events_schema()),
         other => EventKind::from_table(other).map(kind_schema),
     }
@@ -168,7 +213,7 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
 pub fn time_column(table: &str) -> &'static str {
     match table {
         DEAD_LETTERS_TABLE => "ingest_time",
-        USAGE_TABLE => "window_start",
+        USAGE_TABLE | ROLLUP_HOUR_TABLE | ROLLUP_DAY_TABLE => "window_start",
         _ => "event_time",
     }
 }

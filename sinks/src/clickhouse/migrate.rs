@@ -63,6 +63,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "002_dead_letters"),
     migration!(3, "003_usage"),
     migration!(4, "004_platform"),
+    migration!(5, "005_rollups"),
 ];
 
 /// What [`migrate`] did.

@@ -30,7 +30,7 @@ pub use health::ClickHouseHealth;
 pub use layout::TableLayout;
 pub use migrate::{MIGRATIONS, Migration, MigrationReport, migrate};
 pub use sink::ClickHouseSink;
-pub use staged::{StagedUsage, USAGE_STAGING};
+pub use staged::{StagedUsage, staging_table};
 
 /// The ClickHouse table of dead letters.
 pub const DEAD_LETTERS: &str = "dead_letters";

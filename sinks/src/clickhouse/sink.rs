@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::events::schema::{BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE};
+use somaflow_pipeline::events::schema::{
+    BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, USAGE_TABLE, is_rollup,
+};
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -29,8 +31,9 @@ struct Writer {
 pub struct ClickHouseSink {
     shared: Arc<Shared>,
     writers: BTreeMap<&'static str, Writer>,
-    /// usage_1m rows since the last barrier: staged at pre-commit (see `staged`).
-    usage: Vec<RecordBatch>,
+    /// usage_1m and rollup rows since the last barrier, by table: staged at
+    /// pre-commit (see `staged`).
+    staged: BTreeMap<&'static str, Vec<RecordBatch>>,
 }
 
 impl ClickHouseSink {
@@ -38,7 +41,7 @@ impl ClickHouseSink {
         ClickHouseSink {
             shared: Arc::new(Shared::new(node, config)),
             writers: BTreeMap::new(),
-            usage: Vec::new(),
+            staged: BTreeMap::new(),
         }
     }
 
@@ -76,8 +79,8 @@ impl Drop for ClickHouseSink {
 impl Sink for ClickHouseSink {
     async fn write(&mut self, batch: Batch) -> Result<(), NodeError> {
         let table = batch.table;
-        if table == USAGE_TABLE {
-            self.usage.push(batch.rows);
+        if table == USAGE_TABLE || is_rollup(table) {
+            self.staged.entry(table).or_default().push(batch.rows);
             return Ok(());
         }
         if table != DEAD_LETTERS_TABLE
@@ -124,12 +127,22 @@ impl Sink for ClickHouseSink {
             }
         }
         debug!(epoch, node = %self.shared.node, ?inserted, "ClickHouse inserts acknowledged");
-        let usage = std::mem::take(&mut self.usage);
-        if usage.is_empty() {
-            return Ok(serde_json::json!({ "inserted": inserted }));
+        let mut reply = serde_json::json!({ "inserted": inserted });
+        let mut rollups = serde_json::Map::new();
+        for (table, batches) in std::mem::take(&mut self.staged) {
+            let staged = staged::stage(&self.shared, epoch, table, &batches).await?;
+            let staged = serde_json::to_value(staged)
+                .map_err(|e| ClickHouseError::Staging(e.to_string()))?;
+            if table == USAGE_TABLE {
+                reply["staged_usage"] = staged;
+            } else {
+                rollups.insert(table.to_string(), staged);
+            }
         }
-        let staged = staged::stage(&self.shared, epoch, &usage).await?;
-        Ok(serde_json::json!({ "inserted": inserted, "staged_usage": staged }))
+        if !rollups.is_empty() {
+            reply["staged_rollups"] = rollups.into();
+        }
+        Ok(reply)
     }
 
     /// Input ended: whatever is not acknowledged yet is replayed from the

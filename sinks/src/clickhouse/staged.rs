@@ -1,11 +1,13 @@
-//! `usage_1m` published once per completed checkpoint. Usage rows are
+//! `usage_1m` and the rollups (`rollup_1h`, `rollup_1d`) published once per
+//! completed checkpoint. Usage rows are
 //! aggregates whose split into rows depends on when watermarks arrived, so a
 //! replay after a crash may produce the same totals in different rows; rows
 //! inserted before the crash would then count twice. So the sink inserts a
-//! checkpoint's usage rows into `usage_1m_staging` at pre-commit, tagged with
-//! its run and epoch, and the committer copies exactly those into
-//! `usage_1m` once the checkpoint is durable. A repeated copy (commit again
-//! at restart) inserts the same `row_id`s, which ReplacingMergeTree collapses.
+//! checkpoint's usage rows into `usage_1m_staging` (rollups into
+//! `<rollup>_staging`) at pre-commit, tagged with its run and epoch, and the
+//! committer copies exactly those into their tables once the checkpoint is
+//! durable. A repeated copy (commit again at restart) inserts the same
+//! `row_id`s, which ReplacingMergeTree collapses.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +17,13 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::checkpoint::NodeCheckpoint;
-use somaflow_pipeline::events::schema::{USAGE_TABLE, usage_schema};
+use somaflow_pipeline::events::schema::{USAGE_TABLE, table_schema};
 use somaflow_pipeline::runtime::{Committer, NodeError};
 use tracing::{info, warn};
 
 use super::ClickHouseError;
 use super::client::client_error;
 use super::writer::{Shared, deliver};
-
-/// The staging table of `usage_1m`.
-pub const USAGE_STAGING: &str = "usage_1m_staging";
 
 /// What a checkpoint staged, as kept in its manifest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,10 +33,16 @@ pub struct StagedUsage {
     pub rows: u64,
 }
 
-/// Stages `batches` (rows of `usage_1m`) for `epoch`.
+/// The staging table of a staged table (`usage_1m` or a rollup).
+pub fn staging_table(table: &str) -> String {
+    format!("{table}_staging")
+}
+
+/// Stages `batches` (rows of `table`: `usage_1m` or a rollup) for `epoch`.
 pub async fn stage(
     shared: &Shared,
     epoch: u64,
+    table: &str,
     batches: &[RecordBatch],
 ) -> Result<StagedUsage, ClickHouseError> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -45,8 +50,9 @@ pub async fn stage(
     for batch in batches {
         tagged.push(with_stage_columns(batch, &shared.run_id, epoch)?);
     }
-    let identity = format!("{}-{}-{USAGE_STAGING}-{epoch}", shared.node, shared.run_id);
-    deliver(shared, USAGE_STAGING, &tagged, &identity).await?;
+    let staging = staging_table(table);
+    let identity = format!("{}-{}-{staging}-{epoch}", shared.node, shared.run_id);
+    deliver(shared, &staging, &tagged, &identity).await?;
     Ok(StagedUsage {
         run_id: shared.run_id.clone(),
         epoch,
@@ -75,7 +81,7 @@ fn with_stage_columns(
         .map_err(|e| ClickHouseError::Staging(e.to_string()))
 }
 
-/// Copies a checkpoint's staged usage rows into `usage_1m`.
+/// Copies a checkpoint's staged usage and rollup rows into their tables.
 pub struct UsageCommitter {
     pub(super) shared: Arc<Shared>,
 }
@@ -84,45 +90,69 @@ pub struct UsageCommitter {
 const COMMIT_ATTEMPTS: u32 = 30;
 
 impl UsageCommitter {
-    async fn publish(&self, checkpoint: &NodeCheckpoint) -> Result<(), ClickHouseError> {
-        let Some(staged) = checkpoint
-            .pre_commit
-            .as_ref()
-            .and_then(|p| p.get("staged_usage"))
-            .and_then(|s| serde_json::from_value::<StagedUsage>(s.clone()).ok())
-            .filter(|s| s.rows > 0)
-        else {
-            return Ok(());
+    /// What the checkpoint staged, per table: `staged_usage` (`usage_1m`,
+    /// the key older manifests have) and `staged_rollups`.
+    fn staged(checkpoint: &NodeCheckpoint) -> Vec<(String, StagedUsage)> {
+        let Some(pre_commit) = checkpoint.pre_commit.as_ref() else {
+            return Vec::new();
         };
-        let columns: Vec<String> = usage_schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let mut staged = Vec::new();
+        if let Some(usage) = pre_commit
+            .get("staged_usage")
+            .and_then(|s| serde_json::from_value::<StagedUsage>(s.clone()).ok())
+        {
+            staged.push((USAGE_TABLE.to_string(), usage));
+        }
+        if let Some(rollups) = pre_commit.get("staged_rollups").and_then(|r| r.as_object()) {
+            for (table, s) in rollups {
+                if let Ok(rows) = serde_json::from_value::<StagedUsage>(s.clone()) {
+                    staged.push((table.clone(), rows));
+                }
+            }
+        }
+        staged.retain(|(_, s)| s.rows > 0);
+        staged
+    }
+
+    async fn publish(&self, checkpoint: &NodeCheckpoint) -> Result<(), ClickHouseError> {
+        for (table, staged) in Self::staged(checkpoint) {
+            self.copy(&table, &staged).await?;
+        }
+        Ok(())
+    }
+
+    async fn copy(&self, table: &str, staged: &StagedUsage) -> Result<(), ClickHouseError> {
+        let Some(schema) = table_schema(table) else {
+            return Err(ClickHouseError::UnknownTable(table.to_string()));
+        };
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let columns = columns.join(", ");
-        // run_id is hex made by this program; epoch a number.
+        // The table is one the sink staged (a name from code), run_id hex
+        // made by this program, epoch a number.
         let sql = format!(
-            "INSERT INTO {USAGE_TABLE} ({columns}) SELECT {columns} FROM {USAGE_STAGING} \
-             WHERE run_id = '{}' AND epoch = {}",
-            staged.run_id.replace('\'', ""),
-            staged.epoch
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} \
+             WHERE run_id = '{run}' AND epoch = {epoch}",
+            staging = staging_table(table),
+            run = staged.run_id.replace('\'', ""),
+            epoch = staged.epoch
         );
         let mut attempt = 0;
         loop {
             match self.shared.client.query(&sql).execute().await {
                 Ok(()) => {
                     info!(
+                        table,
                         rows = staged.rows,
                         epoch = staged.epoch,
-                        "usage_1m rows published"
+                        "staged rows published"
                     );
                     return Ok(());
                 }
                 Err(e) if attempt + 1 < COMMIT_ATTEMPTS => {
                     let wait = self.shared.backoff(attempt);
                     attempt += 1;
-                    warn!(error = %e, attempt, retry_in_ms = wait.as_millis() as u64,
-                        "publishing usage_1m rows failed; retrying");
+                    warn!(table, error = %e, attempt, retry_in_ms = wait.as_millis() as u64,
+                        "publishing staged rows failed; retrying");
                     tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
                 }
                 Err(e) => return Err(client_error(&self.shared.config)(e)),

@@ -28,7 +28,7 @@ use futures::TryStreamExt;
 use somaflow_pipeline::compaction::{
     Covers, CoversCache, FolderView, covers_path, file_name, is_compacted, split_listing,
 };
-use somaflow_pipeline::events::schema::{USAGE_TABLE, time_column};
+use somaflow_pipeline::events::schema::time_column;
 use somaflow_pipeline::metrics::{NodeTableLabels, metrics};
 use somaflow_pipeline::storage::StorageLocation;
 use tokio::sync::mpsc;
@@ -37,7 +37,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::ParquetSinkError;
 use super::config::CompactionSettings;
 use super::file::encode;
-use super::fold::fold_usage;
+use super::fold::{fold_rows, folded_schema};
 use super::kmerge::merge_sorted;
 
 /// Size of the smallest class is the target over fanout³ (256 KiB for
@@ -427,9 +427,9 @@ fn merge_files(
         });
     };
     let time = time_column(table);
-    let (bytes, read) = if table == USAGE_TABLE {
-        // usage_1m rows of one window and group fold into one: the rollup
-        // a merge keeps (fold.rs). They are small, and few once folded.
+    let (bytes, read) = if let Some(layout) = folded_schema(table) {
+        // usage_1m and rollup rows of one window and group fold into one
+        // (fold.rs). They are small, and few once folded.
         let mut batches = Vec::new();
         for file in &files {
             for batch in ParquetRecordBatchReaderBuilder::try_new(file.clone())?.build()? {
@@ -437,7 +437,7 @@ fn merge_files(
             }
         }
         let read: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let batches = match fold_usage(&batches)? {
+        let batches = match fold_rows(&layout, &batches)? {
             Some(folded) => vec![folded],
             None => batches,
         };

@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::object_store::{ObjectStoreExt, PutPayload};
 use datafusion::parquet::file::properties::WriterProperties;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use somaflow_pipeline::events::schema::{RAW_TABLE, table_schema, time_column};
+use somaflow_pipeline::events::schema::{RAW_TABLE, is_rollup, table_schema, time_column};
 use somaflow_pipeline::runtime::{Batch, Committer, NodeError, Sink};
 use somaflow_pipeline::storage::StorageLocation;
 use tracing::debug;
@@ -25,6 +25,14 @@ use super::config::ParquetSinkConfig;
 use super::file::{encode, writer_properties};
 
 const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 24 * HOUR_US;
+
+/// The time one folder of `table` spans: an hour, or a day for the
+/// rollups, whose rows are few: a month's question then opens 30 files of
+/// `rollup_1h`, not 720 (their `hour` folder is always `00`).
+fn folder_span_us(table: &str) -> i64 {
+    if is_rollup(table) { DAY_US } else { HOUR_US }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct PartitionKey {
@@ -131,10 +139,11 @@ impl ParquetSink {
             .column_by_name(time_column(table))
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
             .ok_or_else(|| ParquetSinkError::UnknownTable(table.to_string()))?;
+        let span = folder_span_us(table);
         let hours: Vec<i64> = times
             .values()
             .iter()
-            .map(|t| t.div_euclid(HOUR_US))
+            .map(|t| t.div_euclid(span) * (span / HOUR_US))
             .collect();
         if hours.windows(2).all(|w| w[0] == w[1]) {
             let hour = hours.first().copied().unwrap_or(0);

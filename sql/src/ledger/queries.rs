@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Sum, SumQuery};
+use crate::store::{RollupForm, Sum, SumQuery};
 
 /// Conversations somaflow rated (no producer cost): token quantities per
 /// model × price.
@@ -24,6 +24,17 @@ pub fn rated(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
             Sum::int("1"),
         ],
         condition: Some("cost_usd IS NULL"),
+        rollup: Some(RollupForm {
+            groups: vec!["tenant_id", "model", "provider", "price_id"],
+            sums: vec![
+                Sum::int("input_tokens - cached_input_tokens"),
+                Sum::int("cached_input_tokens"),
+                Sum::int("output_tokens - reasoning_tokens"),
+                Sum::int("reasoning_tokens"),
+                Sum::int("requests"),
+            ],
+            condition: Some("cost_from = 'rated'"),
+        }),
     }
 }
 
@@ -38,6 +49,11 @@ pub fn reported(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         groups: vec!["tenant_id", "model", "provider"],
         sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
         condition: Some("cost_usd IS NOT NULL"),
+        rollup: Some(RollupForm {
+            groups: vec!["tenant_id", "model", "provider"],
+            sums: vec![Sum::int("requests"), Sum::decimal("cost_usd")],
+            condition: Some("cost_from = 'producer'"),
+        }),
     }
 }
 
@@ -52,6 +68,7 @@ pub fn capsule_runs(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         groups: vec!["tenant_id", "capsule_id"],
         sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
         condition: None,
+        rollup: None,
     }
 }
 
@@ -72,6 +89,7 @@ pub fn marketplace(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         ],
         sums: vec![Sum::int("1"), Sum::int("amount_cents")],
         condition: None,
+        rollup: None,
     }
 }
 
@@ -86,5 +104,6 @@ pub fn billing(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         groups: vec!["tenant_id", "meter", "unit"],
         sums: vec![Sum::int("1"), Sum::decimal("quantity")],
         condition: None,
+        rollup: None,
     }
 }

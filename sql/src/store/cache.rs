@@ -211,7 +211,14 @@ impl AnswerCache {
     {
         let arrived = Instant::now();
         let versions = self.probe(store).current(arrived, probe).await?;
-        Ok(versions.of(query.table, query.time_column, query.from, query.to))
+        let mut hash = xxhash_rust::xxh3::Xxh3::new();
+        for (table, column) in query.tables_read() {
+            let Some(version) = versions.of(table, column, query.from, query.to) else {
+                return Ok(None);
+            };
+            hash.update(&version.to_le_bytes());
+        }
+        Ok(Some(hash.digest()))
     }
 }
 
@@ -291,6 +298,7 @@ mod tests {
             groups: vec!["model"],
             sums: vec![Sum::int("requests")],
             condition: None,
+            rollup: None,
         }
     }
 

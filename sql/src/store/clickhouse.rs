@@ -72,6 +72,19 @@ pub fn sql_text(q: &SumQuery, by_tenant: bool) -> String {
     )
 }
 
+/// The one query [`versions`] sends: per table and partition, its active
+/// parts' block numbers and time span; per table, its metadata time and
+/// mutations.
+pub const VERSIONS_SQL: &str = "SELECT table, 'part' AS kind, partition_id AS key, \
+               concat(toString(min(min_block_number)), '-', toString(max(max_block_number))) AS value, \
+               concat(toString(toUInt32(min(min_time))), ' ', toString(toUInt32(max(max_time)))) AS span \
+             FROM system.parts WHERE database = currentDatabase() AND active \
+             GROUP BY table, partition_id \
+             UNION ALL SELECT name, 'table', partition_key, toString(metadata_modification_time), '' \
+             FROM system.tables WHERE database = currentDatabase() \
+             UNION ALL SELECT table, 'mutations', '', toString(count()), '' \
+             FROM system.mutations WHERE database = currentDatabase() GROUP BY table";
+
 /// The versions of every table in the database, in one query: per
 /// partition, the lowest and highest block number of its active parts; per
 /// table, its metadata time and mutations. Every insert into a
@@ -86,17 +99,7 @@ pub fn sql_text(q: &SumQuery, by_tenant: bool) -> String {
 /// adds a row to `system.mutations`.
 pub async fn versions(client: &clickhouse::Client) -> Result<DataVersions, StoreError> {
     let facts = client
-        .query(
-            "SELECT table, 'part' AS kind, partition_id AS key, \
-               concat(toString(min(min_block_number)), '-', toString(max(max_block_number))) AS value, \
-               concat(toString(toUInt32(min(min_time))), ' ', toString(toUInt32(max(max_time)))) AS span \
-             FROM system.parts WHERE database = currentDatabase() AND active \
-             GROUP BY table, partition_id \
-             UNION ALL SELECT name, 'table', partition_key, toString(metadata_modification_time), '' \
-             FROM system.tables WHERE database = currentDatabase() \
-             UNION ALL SELECT table, 'mutations', '', toString(count()), '' \
-             FROM system.mutations WHERE database = currentDatabase() GROUP BY table",
-        )
+        .query(VERSIONS_SQL)
         .fetch_all::<Fact>()
         .await
         .map_err(|e| StoreError::ClickHouse(e.to_string()))?;

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod clickhouse;
 pub mod lake;
+pub mod rollup;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -19,11 +20,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use somaflow_pipeline::events::decimal::parse_decimal;
+use somaflow_pipeline::events::schema::ROLLUPS;
 
 use crate::error::QueryError;
 pub use crate::error::StoreError;
 use crate::session::{LakeSql, QueryLimits};
 use crate::store::cache::{AnswerCache, Rendered};
+pub use crate::store::rollup::RollupForm;
 use crate::store::version::DataVersions;
 
 /// A sum over the rows of one table in `[from, to)`.
@@ -41,11 +44,24 @@ pub struct SumQuery {
     pub sums: Vec<Sum>,
     /// A further row condition.
     pub condition: Option<&'static str>,
+    /// The same question over the rollups, when they can answer it: then
+    /// whole days and hours of the range are read from them ([`rollup`]).
+    pub rollup: Option<RollupForm>,
 }
 
 const DAY_SECS: i64 = 86_400;
 
 impl SumQuery {
+    /// The tables (and time columns) this query may read: its own, and the
+    /// rollups when it has a rollup form. Kept answers are versioned by all.
+    pub fn tables_read(&self) -> Vec<(&'static str, &'static str)> {
+        let mut tables = vec![(self.table, self.time_column)];
+        if self.rollup.is_some() {
+            tables.extend(ROLLUPS.iter().map(|(name, _)| (*name, "window_start")));
+        }
+        tables
+    }
+
     /// The query as two: its rows before the UTC day `to` falls in, and
     /// that day's (one query when the range is within a day). Commits land
     /// mostly in the newest day, so the older part's answer stays kept
@@ -142,6 +158,8 @@ pub struct Stores {
     limits: QueryLimits,
     clickhouse: Option<::clickhouse::Client>,
     answers: Arc<AnswerCache>,
+    /// Whether queries with a rollup form read the rollups (`sql.rollups`).
+    rollups: bool,
 }
 
 impl Stores {
@@ -152,12 +170,14 @@ impl Stores {
         limits: QueryLimits,
         clickhouse: Option<::clickhouse::Client>,
         answers: Arc<AnswerCache>,
+        rollups: bool,
     ) -> Self {
         Stores {
             lake,
             limits,
             clickhouse,
             answers,
+            rollups,
         }
     }
 
@@ -191,7 +211,11 @@ impl Stores {
                 sql: &self.lake,
                 limits,
             };
-            return Ok(Store { backend, answers });
+            return Ok(Store {
+                backend,
+                answers,
+                rollups: self.rollups,
+            });
         }
         let client = self.clickhouse.as_ref().ok_or_else(|| {
             QueryError::bad_param(
@@ -202,6 +226,7 @@ impl Stores {
         Ok(Store {
             backend: Backend::ClickHouse(client),
             answers,
+            rollups: self.rollups,
         })
     }
 }
@@ -210,6 +235,7 @@ impl Stores {
 pub struct Store<'a> {
     backend: Backend<'a>,
     answers: &'a AnswerCache,
+    rollups: bool,
 }
 
 enum Backend<'a> {
@@ -301,7 +327,29 @@ impl<'a> Store<'a> {
             .await
     }
 
+    /// The query's rows, read from the rollups where they answer it.
     async fn compute(
+        &self,
+        query: &SumQuery,
+        tenant: Option<&str>,
+    ) -> Result<Vec<SumRow>, StoreError> {
+        let pieces = if self.rollups {
+            rollup::pieces(query)
+        } else {
+            vec![SumQuery {
+                rollup: None,
+                ..query.clone()
+            }]
+        };
+        if let [whole] = pieces.as_slice() {
+            return self.compute_piece(whole, tenant).await;
+        }
+        let answers =
+            try_join_all(pieces.iter().map(|piece| self.compute_piece(piece, tenant))).await?;
+        Ok(merge(answers))
+    }
+
+    async fn compute_piece(
         &self,
         query: &SumQuery,
         tenant: Option<&str>,
@@ -346,6 +394,7 @@ mod tests {
             groups: vec!["model"],
             sums: vec![Sum::int("requests")],
             condition: None,
+            rollup: None,
         }
     }
 

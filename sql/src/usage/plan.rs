@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use super::request::{Dim, Meter, UsageQuery, Window};
 use crate::error::QueryError;
-use crate::store::{Sum, SumQuery};
+use crate::store::{RollupForm, Sum, SumQuery};
 
 /// A usage question as table, columns and sums.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl UsagePlan {
 
     /// What a store sums for it over `query`'s range.
     pub fn sum_query(&self, query: &UsageQuery) -> SumQuery {
-        SumQuery {
+        let mut sums = SumQuery {
             table: self.table,
             time_column: self.time_column,
             from: query.from,
@@ -93,7 +93,10 @@ impl UsagePlan {
                 Sum::int(self.value)
             }],
             condition: None,
-        }
+            rollup: None,
+        };
+        sums.rollup = RollupForm::for_usage(&sums);
+        sums
     }
 }
 
@@ -114,7 +117,7 @@ fn rollup_expr(meter: Meter) -> &'static str {
 /// series forecasts and anomaly scans work on.
 pub fn hourly_by_tenant(meter: Meter, from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
     let expr = rollup_expr(meter);
-    SumQuery {
+    let mut query = SumQuery {
         table: "usage_1m",
         time_column: "window_start",
         from,
@@ -127,7 +130,10 @@ pub fn hourly_by_tenant(meter: Meter, from: DateTime<Utc>, to: DateTime<Utc>) ->
             Sum::int(expr)
         }],
         condition: None,
-    }
+        rollup: None,
+    };
+    query.rollup = RollupForm::for_usage(&query);
+    query
 }
 
 /// Minutes for minute windows; hours when every window edge is a UTC hour
