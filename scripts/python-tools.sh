@@ -7,6 +7,11 @@
 # afterwards.
 set -euo pipefail
 dir="${SOMAFLOW_CACHE:-$HOME/.cache/somaflow}/python-tools"
+# Tests running at once may all ask on a new machine: one installs, the
+# others wait for it.
+mkdir -p "$(dirname "$dir")"
+exec 9>"$dir.lock"
+flock 9
 want="cloudevents==2.2.0 schemathesis==4.32.5 chdb-core==26.9.0 duckdb==2.0.1"
 if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
   echo "[python-tools] installing $want into $dir" >&2

@@ -195,5 +195,8 @@ async fn every_clickhouse_read_query_answers_as_the_lake_on_clickhouse_26() {
         out.status.success(),
         "ClickHouse 26 and the lake disagree:\n{report}"
     );
-    assert!(report.contains("0 failures"), "{report}");
+    assert!(
+        report.lines().any(|line| line == "0 failures"),
+        "the checker reports no failure: {report}"
+    );
 }
