@@ -138,7 +138,7 @@ if [ "$MODE" = embedded ]; then
     last="$now"
   done
 fi
-echo "== data: $(sql 'SELECT count(*) FROM conversations') conversations, $(sql 'SELECT count(*) FROM usage_1m') usage_1m rows, $(sql 'SELECT count(*) FROM rollup_1h') rollup_1h rows"
+echo "== data: $(sql 'SELECT count(*) FROM conversations') conversations, $(sql 'SELECT count(*) FROM usage_1m') usage_1m rows, $(sql 'SELECT count(*) FROM rollup_1h') rollup_1h rows, $(sql 'SELECT count(*) FROM activity_1h') activity_1h rows"
 if [ -n "${LOAD_ONLY:-}" ]; then exit 0; fi
 
 tenant=tenant-0000

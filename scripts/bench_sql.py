@@ -26,7 +26,7 @@ from decimal import Decimal
 
 import duckdb
 
-TABLES = ["conversations", "capsule_executions", "usage_1m"]
+TABLES = ["conversations", "capsule_executions", "marketplace_transactions", "billing_events", "usage_1m"]
 
 
 def visible_files(lake, table):
@@ -159,22 +159,47 @@ def main():
     last_month = (first - timedelta(days=1)).replace(day=1)
     period = last_month.strftime("%Y-%m")
     ledger_path = f"/v1/billing/ledgers?tenant={tenant}&period={period}&source=lake"
-    ledger_sql = (
-        "SELECT model, sum(input_tokens - cached_input_tokens), sum(cached_input_tokens), "
-        "sum(output_tokens - reasoning_tokens), sum(reasoning_tokens) FROM conversations "
-        f"WHERE tenant_id = '{tenant}' AND cost_usd IS NULL AND event_time >= TIMESTAMP '{last_month.strftime('%Y-%m-%dT00:00:00Z')}' "
-        f"AND event_time < TIMESTAMP '{first.strftime('%Y-%m-%dT00:00:00Z')}' GROUP BY 1"
+    # What a user computes a ledger from: rated tokens per model, capsule
+    # runs per capsule, marketplace transactions per capsule and type, and
+    # billing quantities per meter, over the month's raw rows.
+    month = (
+        f"tenant_id = '{tenant}' AND event_time >= TIMESTAMP '{last_month.strftime('%Y-%m-%dT00:00:00Z')}' "
+        f"AND event_time < TIMESTAMP '{first.strftime('%Y-%m-%dT00:00:00Z')}'"
     )
+    ledger_sql = {
+        "llm": "SELECT model, sum(input_tokens - cached_input_tokens) + sum(cached_input_tokens) + "
+        "sum(output_tokens - reasoning_tokens) + sum(reasoning_tokens) FROM conversations "
+        f"WHERE {month} AND cost_usd IS NULL GROUP BY 1",
+        "capsule_runs": f"SELECT capsule_id, count(*) FROM capsule_executions WHERE {month} GROUP BY 1",
+        "marketplace": "SELECT capsule_id || '/' || tx_type, count(*) FROM marketplace_transactions "
+        f"WHERE {month} AND currency = 'USD' AND tx_type <> 'payout' GROUP BY 1",
+        "billing": f"SELECT meter || '/' || unit, sum(quantity) FROM billing_events WHERE {month} GROUP BY 1",
+    }
     ours, ledger = timed(runs, lambda: call(base, token, ledger_path))
-    theirs, duck = timed(runs, lambda: db.execute(ledger_sql).fetchall())
-    # The ledger's token lines are in millions of tokens, per model (`item`).
-    quantities = {}
+    theirs, duck = timed(
+        runs, lambda: {k: db.execute(q).fetchall() for k, q in ledger_sql.items()}
+    )
+    # The ledger's lines as the same four maps: token lines are in millions
+    # of tokens, per model (`item`), summed over their meters.
+    mine = {k: {} for k in ledger_sql}
     for line in ledger["lines"]:
-        if line["category"] == "llm":
+        category, item = line["category"], line["item"]
+        if category == "llm":
             tokens = Decimal(line["quantity"]) * 1_000_000
-            quantities[line["item"]] = quantities.get(line["item"], 0) + tokens
-    duck_quantities = {m: Decimal(a + b + c + d) for m, a, b, c, d in duck}
-    equal = {m: q for m, q in quantities.items() if q} == {m: q for m, q in duck_quantities.items() if q}
+            mine["llm"][item] = mine["llm"].get(item, 0) + tokens
+        elif category == "capsule_runs":
+            mine["capsule_runs"][item] = Decimal(line["quantity"])
+        elif category == "marketplace":
+            mine["marketplace"][f"{item}/{line['meter']}"] = Decimal(line["quantity"])
+    for usage in ledger.get("reported_usage", []):
+        mine["billing"][f"{usage['meter']}/{usage['unit']}"] = Decimal(usage["quantity"])
+    theirs_maps = {k: {key: Decimal(str(v)) for key, v in rows if v} for k, rows in duck.items()}
+    mine = {k: {key: v for key, v in m.items() if v} for k, m in mine.items()}
+    equal = mine == theirs_maps and all(mine.values())
+    if not equal:
+        for k in mine:
+            if mine[k] != theirs_maps[k]:
+                print(f"ledger {k} differs: somaflow {sorted(mine[k].items())[:5]} DuckDB {sorted(theirs_maps[k].items())[:5]}", file=sys.stderr)
     results.append((f"/v1/billing/ledgers {period}", ours, theirs, equal))
 
     print(f"\n{'question':40} {'somaflow':>10} {'DuckDB':>10} {'DuckDB/somaflow':>16}  equal")

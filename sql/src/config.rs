@@ -16,9 +16,10 @@ pub struct SqlConfig {
     /// Rows of usage, ledger, forecast and summary answers kept, each until
     /// a commit changes its table; 0 computes every answer afresh.
     pub cache_rows: u64,
-    /// Read usage, ledgers, forecasts and KAMACHIQ spend from the hourly and
-    /// daily rollups (`rollup_1h`, `rollup_1d`) wherever they answer the
-    /// question; false reads the tables they are kept from, to compare.
+    /// Read usage, ledgers, forecasts, KAMACHIQ spend and the marketplace
+    /// board from the hourly and daily rollups (`rollup_1h`, `rollup_1d`,
+    /// `activity_1h`, `activity_1d`) wherever they answer the question;
+    /// false reads the tables they are kept from, to compare.
     pub rollups: bool,
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::error::{QueryError, StoreError};
 use crate::money::usd;
-use crate::store::{Store, Sum, SumQuery};
+use crate::store::{RollupForm, Store, Sum, SumQuery};
 
 /// What the board is ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub async fn top_capsules(
 
 /// Capsule runs and their cost per capsule.
 pub(crate) fn runs_query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
-    SumQuery {
+    let query = SumQuery {
         table: "capsule_executions",
         time_column: "event_time",
         from,
@@ -96,12 +96,14 @@ pub(crate) fn runs_query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
         condition: None,
         rollup: None,
-    }
+    };
+    let form = RollupForm::for_activity(&query, "source = 'capsule_executions'");
+    query.with_rollup(form)
 }
 
 /// Purchases and refunds (USD cents) per capsule.
 pub(crate) fn revenue_query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
-    SumQuery {
+    let query = SumQuery {
         table: "marketplace_transactions",
         time_column: "event_time",
         from,
@@ -114,5 +116,10 @@ pub(crate) fn revenue_query(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery 
         ],
         condition: Some("currency = 'USD'"),
         rollup: None,
-    }
+    };
+    let form = RollupForm::for_activity(
+        &query,
+        "source = 'marketplace_transactions' AND currency = 'USD'",
+    );
+    query.with_rollup(form)
 }

@@ -20,8 +20,8 @@ use futures::StreamExt;
 use somaflow_pipeline::compaction::LakeView;
 use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::{
-    BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE, ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE,
-    table_schema,
+    ACTIVITY_DAY_TABLE, ACTIVITY_HOUR_TABLE, BUDGET_EVENTS_TABLE, DEAD_LETTERS_TABLE,
+    ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE, table_schema,
 };
 use somaflow_pipeline::publications::{self, PublicationRecord};
 use somaflow_pipeline::storage::StorageLocation;
@@ -31,7 +31,7 @@ use crate::error::SqlError;
 use crate::format::QueryResult;
 
 /// SQL name → lake folder of every table a query can read.
-pub const SQL_TABLES: [(&str, &str); 11] = [
+pub const SQL_TABLES: [(&str, &str); 13] = [
     ("conversations", "conversations"),
     ("policy_decisions", "policy_decisions"),
     ("capsule_executions", "capsule_executions"),
@@ -42,6 +42,8 @@ pub const SQL_TABLES: [(&str, &str); 11] = [
     (USAGE_TABLE, USAGE_TABLE),
     (ROLLUP_HOUR_TABLE, ROLLUP_HOUR_TABLE),
     (ROLLUP_DAY_TABLE, ROLLUP_DAY_TABLE),
+    (ACTIVITY_HOUR_TABLE, ACTIVITY_HOUR_TABLE),
+    (ACTIVITY_DAY_TABLE, ACTIVITY_DAY_TABLE),
     (BUDGET_EVENTS_TABLE, BUDGET_EVENTS_TABLE),
 ];
 
@@ -105,7 +107,7 @@ impl LakeSql {
         );
         let ctx = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
         let mut tables: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
-        debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 5);
+        debug_assert_eq!(SQL_TABLES.len(), EventKind::ALL.len() + 7);
         for (name, folder) in SQL_TABLES {
             let schema = table_schema(folder)
                 .ok_or_else(|| lake_error(format!("no schema for {folder}")))?;

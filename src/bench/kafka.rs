@@ -7,7 +7,9 @@
 //!   per row, event produced (the Kafka timestamp, kept as `ingest_time`) →
 //!   visible to SQL (the Parquet file's modification time: it is written at
 //!   the checkpoint barrier and renamed into the lake right after the
-//!   manifest, milliseconds later).
+//!   manifest, milliseconds later), beside a plain rdkafka consumer's
+//!   produced → received on the same topics in the same run
+//!   ([`super::plain_consumer`]).
 //!
 //! `scripts/bench-kafka.sh` starts a broker for each phase and runs both.
 
@@ -23,6 +25,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
 use somaflow_sources::kafka::create_topics;
 
+use super::plain_consumer::PlainConsumer;
 use crate::config::Config;
 use crate::generator::{Generator, GeneratorConfig, ProduceOptions, produce_kafka};
 
@@ -259,6 +262,7 @@ async fn latency(args: &BenchKafkaArgs, rate: f64) -> anyhow::Result<()> {
     let data = args.dir.join(format!("{}data", config.kafka.topic_prefix));
     std::fs::create_dir_all(&data)?;
     let worker = Worker::start(args, &config, &data)?;
+    let plain = PlainConsumer::start(&config.kafka, &config.kafka.all_topics())?;
     // Let the worker join and take its partitions before the clock starts.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let (sent, rows, secs) =
@@ -267,6 +271,7 @@ async fn latency(args: &BenchKafkaArgs, rate: f64) -> anyhow::Result<()> {
         .wait_committed(rows, args.checkpoint_interval * 3 + Duration::from_secs(10))
         .await;
     worker.stop();
+    let mut baseline = plain.finish(rows, Duration::from_secs(10)).await?;
     // tansu's memory:// engine sometimes serves a fetch without records a
     // concurrent produce is still writing (docs/decisions/0034-what-tansu-taught-us.md): say so
     // rather than hide it.
@@ -274,18 +279,28 @@ async fn latency(args: &BenchKafkaArgs, rate: f64) -> anyhow::Result<()> {
     let mut latencies = file_latencies(&data.join("lake"))?;
     std::fs::remove_dir_all(&data).ok();
     anyhow::ensure!(!latencies.is_empty(), "no rows in the lake");
+    anyhow::ensure!(!baseline.is_empty(), "the plain consumer received nothing");
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1e6
+    baseline.sort_unstable();
+    let pct = |sorted: &[i64], p: f64| {
+        sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)] as f64 / 1e6
     };
     println!(
         "| produce at {:.0} events/s for {secs:.0} s, checkpoint every {:?}: produced → visible to SQL | {} rows ({unserved} not served by the broker) | p50 {:.2} s, p99 {:.2} s, max {:.2} s |",
         sent as f64 / secs,
         args.checkpoint_interval,
         latencies.len(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        pct(&latencies, 0.5),
+        pct(&latencies, 0.99),
+        pct(&latencies, 1.0)
+    );
+    println!(
+        "| the same run, a plain rdkafka consumer on the same topics: produced → received | {} records | p50 {:.2} s, p99 {:.2} s, max {:.2} s; worker p99 ÷ consumer p99 = {:.1} |",
+        baseline.len(),
+        pct(&baseline, 0.5),
+        pct(&baseline, 0.99),
+        pct(&baseline, 1.0),
+        pct(&latencies, 0.99) / pct(&baseline, 0.99).max(1e-3)
     );
     Ok(())
 }

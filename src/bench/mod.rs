@@ -10,7 +10,8 @@
 //!   usage answers include it, at fractions of the maximum rate.
 //! * [`chain`]: `bench-chain`: the platform operator chain on one core.
 //! * [`clickhouse`]: `bench-clickhouse`: the ClickHouse sink's insert rate.
-//! * [`kafka`]: `bench-kafka`: Kafka → lake throughput and latency.
+//! * [`kafka`]: `bench-kafka`: Kafka → lake throughput and latency, beside
+//!   a plain consumer ([`plain_consumer`]).
 //! * [`forecast`]: `bench-forecast`: forecast error and anomaly precision
 //!   and recall on generated seasonal traffic.
 
@@ -21,6 +22,7 @@ pub mod forecast;
 pub mod freshness;
 pub mod kafka;
 pub mod pipeline;
+mod plain_consumer;
 
 /// Posts one NDJSON body to an ingest URL; anything but 202 is an error
 /// (a benchmark that silently counted refusals would flatter itself).

@@ -88,7 +88,7 @@ async fn every_clickhouse_read_query_answers_as_the_lake_on_clickhouse_26() {
     // Rollups are kept in one folder per day (few rows): three days of
     // traffic are at most four folders, and their `hour` is always 00.
     let lake_dir = dir.path().join("lake");
-    for rollup in ["rollup_1h", "rollup_1d"] {
+    for rollup in ["rollup_1h", "rollup_1d", "activity_1h", "activity_1d"] {
         let folders: Vec<String> = std::fs::read_dir(lake_dir.join(rollup))
             .unwrap()
             .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())

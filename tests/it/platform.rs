@@ -1,6 +1,7 @@
 //! The platform operators end to end (real tansu, ClickHouse and Redis):
 //! token accounting exact to the cent in `usage_1m`, the lake's and
-//! ClickHouse's rollups through SIGKILLs and late events; budgets crossed exactly once
+//! ClickHouse's rollups (usage and activity) through SIGKILLs and late
+//! events; budgets crossed exactly once
 //! across two workers and a Redis outage, with dispatch refused after.
 
 use std::collections::BTreeMap;
@@ -143,6 +144,25 @@ async fn usage_and_cost_are_exact_to_the_cent_through_sigkills_and_late_events()
         assert_eq!(by_group(&rows), usage_groups, "lake {rollup} = usage_1m");
     }
 
+    // The activity rollups in the lake: the raw tables' counts and sums
+    // per tenant × source (capsule runs, marketplace, billing).
+    let raw_activity = activity(sql(&base, RAW_ACTIVITY).await);
+    assert!(
+        raw_activity.len() > 3,
+        "every source has rows: {raw_activity:?}"
+    );
+    for rollup in ["activity_1h", "activity_1d"] {
+        let mut got = Activity::new();
+        for _ in 0..60 {
+            got = activity(sql(&base, &activity_sql(rollup, false)).await);
+            if got == raw_activity {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(got, raw_activity, "lake {rollup} = the raw tables");
+    }
+
     // ClickHouse's hourly rollup: the same totals, once each.
     let ch = &scenario.clickhouse;
     let settled = async {
@@ -210,6 +230,79 @@ async fn usage_and_cost_are_exact_to_the_cent_through_sigkills_and_late_events()
             .collect();
         assert_eq!(got, usage_groups, "ClickHouse {rollup} = usage_1m");
     }
+    for rollup in ["activity_1h", "activity_1d"] {
+        let query = format!("{} FORMAT TSV", activity_sql(rollup, true));
+        let mut got = Activity::new();
+        for _ in 0..120 {
+            let rows = ch.query(&query).await;
+            got = activity(
+                rows.lines()
+                    .map(|line| line.split('\t').map(Value::from).collect())
+                    .collect(),
+            );
+            if got == raw_activity {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            got, raw_activity,
+            "ClickHouse {rollup} = the lake's raw tables"
+        );
+    }
+}
+
+/// Per tenant × source: events, cost, quantity and cents (nano units).
+type Activity = BTreeMap<(String, String), (i64, i128, i128, i64)>;
+
+/// The activity rollups' sums from the raw tables.
+const RAW_ACTIVITY: &str = "\
+    SELECT tenant_id, 'capsule_executions' AS source, CAST(count(*) AS VARCHAR) AS events, \
+    CAST(sum(cost_usd) AS VARCHAR) AS cost, '0' AS quantity, '0' AS cents \
+    FROM capsule_executions GROUP BY tenant_id \
+    UNION ALL SELECT tenant_id, 'marketplace_transactions', CAST(count(*) AS VARCHAR), '0', '0', \
+    CAST(sum(amount_cents) AS VARCHAR) FROM marketplace_transactions GROUP BY tenant_id \
+    UNION ALL SELECT tenant_id, 'billing_events', CAST(count(*) AS VARCHAR), '0', \
+    CAST(sum(quantity) AS VARCHAR), '0' FROM billing_events GROUP BY tenant_id";
+
+/// The same sums from an activity rollup, in the lake's SQL or (with
+/// `FINAL`) ClickHouse's.
+fn activity_sql(rollup: &str, clickhouse: bool) -> String {
+    let text = |expr: &str| {
+        if clickhouse {
+            format!("toString({expr})")
+        } else {
+            format!("CAST({expr} AS VARCHAR)")
+        }
+    };
+    format!(
+        "SELECT tenant_id, source, {}, {}, {}, {} FROM {rollup} {} GROUP BY tenant_id, source",
+        text("sum(events)"),
+        text("sum(cost_usd)"),
+        text("sum(quantity)"),
+        text("sum(amount_cents)"),
+        if clickhouse { "FINAL" } else { "" },
+    )
+}
+
+fn activity(rows: Vec<Vec<Value>>) -> Activity {
+    let int = |v: &Value| -> i64 {
+        v.as_i64()
+            .or_else(|| v.as_str()?.parse().ok())
+            .unwrap_or_else(|| panic!("not an integer: {v}"))
+    };
+    rows.iter()
+        .map(|row| {
+            let text = |i: usize| row[i].as_str().unwrap().to_string();
+            let sums = (
+                int(&row[2]),
+                value_nanos(&row[3]),
+                value_nanos(&row[4]),
+                int(&row[5]),
+            );
+            ((text(0), text(1)), sums)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

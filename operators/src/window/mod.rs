@@ -5,8 +5,10 @@
 //! when the watermark passes a window's end (the rest). Readers sum a
 //! window's rows. Events pass through on `out`.
 //!
-//! The same rows feed the hourly and daily rollups (`rollup_1h`,
-//! `rollup_1d`, see [`rollup`]), sent on `usage` at every checkpoint.
+//! The same rows feed the hourly and daily usage rollups (`rollup_1h`,
+//! `rollup_1d`, see [`rollup`]), and capsule runs, marketplace transactions
+//! and billing events the activity rollups (`activity_1h`, `activity_1d`,
+//! see [`activity`]), all sent on `usage` at every checkpoint.
 //!
 //! Late rows are never dropped: a row for a window already emitted is
 //! aggregated again and emitted at the next watermark advance as a further,
@@ -16,6 +18,7 @@
 //! checkpoint is recomputed on replay, never counted twice, because sinks
 //! publish only checkpointed output.
 
+mod activity;
 mod config;
 mod rollup;
 mod state;
@@ -27,11 +30,15 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, RecordBatch};
 use somaflow_pipeline::checkpoint::shard;
 use somaflow_pipeline::events::EventKind;
-use somaflow_pipeline::events::schema::{ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE};
+use somaflow_pipeline::events::schema::{
+    ACTIVITY_DAY_TABLE, ACTIVITY_HOUR_TABLE, ROLLUP_DAY_TABLE, ROLLUP_HOUR_TABLE, USAGE_TABLE,
+};
 use somaflow_pipeline::metrics::{metrics, node, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator, StateBlob, Watermark};
 
-use self::rollup::{RollupParts, RollupRows};
+use self::activity::activity_of;
+use self::rollup::{RollupKey, RollupParts, RollupRows, RollupSums};
+use self::state::FamilyRows;
 use crate::accounting::billed_cost;
 use crate::columns::{Columns, opt_str};
 
@@ -78,9 +85,11 @@ impl UsageWindow {
         let time = c.micros("event_time")?;
         let mut late = 0u64;
         let n = rows.num_rows();
-        let Some(contribution) = contributions(kind, &c)? else {
+        let usage = contributions(kind, &c)?;
+        let activity = activity_of(kind, &c)?;
+        if usage.is_none() && activity.is_none() {
             return Ok(0);
-        };
+        }
         let (size_us, watermark) = (self.size_us, self.watermark);
         let mut i = 0;
         // Source batches hold runs of one shard.
@@ -88,12 +97,20 @@ impl UsageWindow {
             let (t, p) = (topic.value(i), partition.value(i));
             let windows = self.shards.entry(shard(t, p)).or_default();
             while i < n && partition.value(i) == p && topic.value(i) == t {
+                let tenant = tenant.value(i);
+                if let Some(activity) = &activity {
+                    let (parts, sums) = activity(i);
+                    windows.add_to_activity(time.value(i), tenant, &parts, &sums);
+                }
+                let Some(contribution) = &usage else {
+                    i += 1;
+                    continue;
+                };
                 let start = window_start(time.value(i), size_us);
                 if watermark.is_some_and(|w| start.saturating_add(size_us) <= w) {
                     late += 1;
                 }
                 let (parts, usage) = contribution(i);
-                let tenant = tenant.value(i);
                 windows.add(
                     start,
                     tenant,
@@ -228,6 +245,18 @@ fn contributions<'a>(
     }))
 }
 
+/// Sends a rollup's rows on `usage`, if it has any.
+fn emit_rollup<K: RollupKey, S: RollupSums>(
+    out: &mut Emitter,
+    table: &'static str,
+    rows: RollupRows<K, S>,
+) -> Result<(), NodeError> {
+    if !rows.is_empty() {
+        out.emit(USAGE, Batch::new(table, rows.finish()?));
+    }
+    Ok(())
+}
+
 /// Start of the tumbling window holding `event_time_us`.
 pub fn window_start(event_time_us: i64, size_us: i64) -> i64 {
     event_time_us - event_time_us.rem_euclid(size_us)
@@ -277,17 +306,16 @@ impl Operator for UsageWindow {
         // Usage is readable at every commit, not a window and a checkpoint
         // later; what the window sums after this goes out as further rows.
         self.emit(out, |name, windows, rows| windows.flush_open(name, rows))?;
-        let (mut hours, mut days) = (RollupRows::default(), RollupRows::default());
+        let (mut usage, mut activity) = (FamilyRows::default(), FamilyRows::default());
         let mut shards: Vec<_> = self.shards.iter_mut().collect();
         shards.sort_by(|a, b| a.0.cmp(b.0));
         for (name, windows) in shards {
-            windows.flush_rollups(name, &mut hours, &mut days);
+            windows.flush_rollups(name, &mut usage, &mut activity);
         }
-        for (table, rows) in [(ROLLUP_HOUR_TABLE, hours), (ROLLUP_DAY_TABLE, days)] {
-            if !rows.is_empty() {
-                out.emit(USAGE, Batch::new(table, rows.finish()?));
-            }
-        }
+        emit_rollup(out, ROLLUP_HOUR_TABLE, usage.hours)?;
+        emit_rollup(out, ROLLUP_DAY_TABLE, usage.days)?;
+        emit_rollup(out, ACTIVITY_HOUR_TABLE, activity.hours)?;
+        emit_rollup(out, ACTIVITY_DAY_TABLE, activity.days)?;
         Ok(())
     }
 

@@ -1,16 +1,19 @@
-//! The hourly and daily rollups (`rollup_1h`, `rollup_1d`) one shard keeps
-//! between checkpoints. Every counted row adds to its hour and group; at a
-//! barrier the shard sends what each hour and group summed since the last
-//! one, and the same sums folded per day, as additive rows. Nothing stays
-//! open across a checkpoint, so a late event is one more row of its hour
-//! and day, and the rollups hold exactly what `usage_1m` holds, in fewer
-//! rows: they have no capsule, and per-checkpoint rows of one hour and
-//! group fold into one when the lake merges their files.
+//! The hourly and daily rollups one shard keeps between checkpoints, for
+//! any key and sums: the usage rollups (`rollup_1h`, `rollup_1d`, keyed by
+//! [`UsageRollupKey`]) and the activity rollups (`activity_1h`,
+//! `activity_1d`, see [`super::activity`]). Every counted row adds to its
+//! hour and group; at a barrier the shard sends what each hour and group
+//! summed since the last one, and the same sums folded per day, as additive
+//! rows. Nothing stays open across a checkpoint, so a late event is one more
+//! row of its hour and day, and a rollup holds exactly what its source rows
+//! hold, in fewer rows; per-checkpoint rows of one hour and group fold into
+//! one when the lake merges their files.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::events::schema::rollup_schema;
 
@@ -24,9 +27,28 @@ const DAY_US: i64 = 24 * HOUR_US;
 pub const COST_FROM_PRODUCER: &str = "producer";
 pub const COST_FROM_RATED: &str = "rated";
 
+/// The group key of a rollup: ordered (rows go out in key order, so a
+/// replay of the same state emits the same rows) and its columns.
+pub trait RollupKey: Clone + Ord {
+    /// The digest [`Rollups::add`] files the key under.
+    fn digest(&self) -> u128;
+    /// The schema of the rollup's rows.
+    fn schema() -> SchemaRef;
+    /// The key columns after tenant and window start, in schema order.
+    fn columns(keys: &[Self]) -> Vec<ArrayRef>;
+    fn tenant(&self) -> &str;
+}
+
+/// What a rollup sums per hour and group.
+pub trait RollupSums: Copy + Default {
+    fn add(&mut self, other: &Self);
+    /// The summed columns, in schema order (before `row_id`).
+    fn columns(sums: &[Self]) -> Result<Vec<ArrayRef>, WindowError>;
+}
+
 /// Tenant × model × provider × price × cost source ('' where a kind has none).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RollupKey {
+pub struct UsageRollupKey {
     pub tenant: String,
     pub model: String,
     pub provider: String,
@@ -34,7 +56,7 @@ pub struct RollupKey {
     pub cost_from: String,
 }
 
-/// The borrowed parts of a [`RollupKey`], taken from one row.
+/// The borrowed parts of a [`UsageRollupKey`], taken from one row.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RollupParts<'a> {
     pub model: &'a str,
@@ -43,36 +65,101 @@ pub struct RollupParts<'a> {
     pub cost_from: &'a str,
 }
 
-/// Sums per hour and group since the last barrier.
-#[derive(Debug, Default)]
-pub struct Rollups {
-    hours: BTreeMap<i64, DigestMap<(RollupKey, Usage)>>,
+impl RollupParts<'_> {
+    pub fn digest(&self, tenant: &str) -> u128 {
+        key_digest(&[
+            tenant,
+            self.model,
+            self.provider,
+            self.price_id,
+            self.cost_from,
+        ])
+    }
+
+    pub fn key(&self, tenant: &str) -> UsageRollupKey {
+        UsageRollupKey {
+            tenant: tenant.to_string(),
+            model: self.model.to_string(),
+            provider: self.provider.to_string(),
+            price_id: self.price_id.to_string(),
+            cost_from: self.cost_from.to_string(),
+        }
+    }
 }
 
-impl Rollups {
-    pub fn add(&mut self, event_time_us: i64, tenant: &str, parts: RollupParts<'_>, usage: &Usage) {
+impl RollupKey for UsageRollupKey {
+    fn digest(&self) -> u128 {
+        let parts = RollupParts {
+            model: &self.model,
+            provider: &self.provider,
+            price_id: &self.price_id,
+            cost_from: &self.cost_from,
+        };
+        parts.digest(&self.tenant)
+    }
+
+    fn schema() -> SchemaRef {
+        rollup_schema()
+    }
+
+    fn columns(keys: &[Self]) -> Vec<ArrayRef> {
+        let text = |f: fn(&UsageRollupKey) -> &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(keys.iter().map(f)))
+        };
+        vec![
+            text(|k| &k.model),
+            text(|k| &k.provider),
+            text(|k| &k.price_id),
+            text(|k| &k.cost_from),
+        ]
+    }
+
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+impl RollupSums for Usage {
+    fn add(&mut self, other: &Usage) {
+        Usage::add(self, other);
+    }
+
+    fn columns(sums: &[Usage]) -> Result<Vec<ArrayRef>, WindowError> {
+        sum_columns(sums)
+    }
+}
+
+/// An hour's groups, by key digest.
+type HourGroups<K, S> = DigestMap<(K, S)>;
+
+/// Sums per hour and group since the last barrier.
+#[derive(Debug)]
+pub struct Rollups<K, S> {
+    hours: BTreeMap<i64, HourGroups<K, S>>,
+}
+
+impl<K, S> Default for Rollups<K, S> {
+    fn default() -> Self {
+        Self {
+            hours: BTreeMap::new(),
+        }
+    }
+}
+
+/// A rollup's open sums as a checkpoint keeps them.
+pub type EncodedRollups<K, S> = Vec<(i64, Vec<(K, S)>)>;
+
+impl<K: RollupKey, S: RollupSums> Rollups<K, S> {
+    /// Adds `sums` to the group whose key digests to `digest` (`key` makes
+    /// the key the first time the hour sees it, so a row allocates nothing
+    /// for a group already there).
+    pub fn add(&mut self, event_time_us: i64, digest: u128, key: impl FnOnce() -> K, sums: &S) {
         let hour = event_time_us - event_time_us.rem_euclid(HOUR_US);
         let groups = self.hours.entry(hour).or_default();
-        let digest = key_digest(&[
-            tenant,
-            parts.model,
-            parts.provider,
-            parts.price_id,
-            parts.cost_from,
-        ]);
-        let entry = groups.entry(digest).or_insert_with(|| {
-            (
-                RollupKey {
-                    tenant: tenant.to_string(),
-                    model: parts.model.to_string(),
-                    provider: parts.provider.to_string(),
-                    price_id: parts.price_id.to_string(),
-                    cost_from: parts.cost_from.to_string(),
-                },
-                Usage::default(),
-            )
-        });
-        entry.1.add(usage);
+        let entry = groups
+            .entry(digest)
+            .or_insert_with(|| (key(), S::default()));
+        entry.1.add(sums);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -86,45 +173,40 @@ impl Rollups {
         &mut self,
         shard: &str,
         emitted: &mut u64,
-        hours: &mut RollupRows,
-        days: &mut RollupRows,
+        hours: &mut RollupRows<K, S>,
+        days: &mut RollupRows<K, S>,
     ) {
-        let mut by_day: BTreeMap<(i64, RollupKey), Usage> = BTreeMap::new();
+        let mut by_day: BTreeMap<(i64, K), S> = BTreeMap::new();
         for (start, groups) in std::mem::take(&mut self.hours) {
-            let mut groups: Vec<(RollupKey, Usage)> = groups.into_values().collect();
+            let mut groups: Vec<(K, S)> = groups.into_values().collect();
             groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let day = start - start.rem_euclid(DAY_US);
-            for (key, usage) in groups {
-                hours.push(start, &key, &usage, format!("{shard}#{emitted}"));
+            for (key, sums) in groups {
+                hours.push(start, &key, &sums, format!("{shard}#{emitted}"));
                 *emitted += 1;
-                by_day.entry((day, key)).or_default().add(&usage);
+                by_day.entry((day, key)).or_default().add(&sums);
             }
         }
-        for ((start, key), usage) in by_day {
-            days.push(start, &key, &usage, format!("{shard}#{emitted}"));
+        for ((start, key), sums) in by_day {
+            days.push(start, &key, &sums, format!("{shard}#{emitted}"));
             *emitted += 1;
         }
     }
 
     /// The open sums as a checkpoint keeps them (empty after a barrier).
-    pub fn encode(&self) -> Vec<(i64, Vec<(RollupKey, Usage)>)> {
+    pub fn encode(&self) -> EncodedRollups<K, S> {
         self.hours
             .iter()
             .map(|(start, groups)| (*start, groups.values().cloned().collect()))
             .collect()
     }
 
-    pub fn decode(encoded: Vec<(i64, Vec<(RollupKey, Usage)>)>) -> Self {
+    pub fn decode(encoded: EncodedRollups<K, S>) -> Self {
         let mut rollups = Rollups::default();
         for (start, groups) in encoded {
-            for (key, usage) in groups {
-                let parts = RollupParts {
-                    model: &key.model,
-                    provider: &key.provider,
-                    price_id: &key.price_id,
-                    cost_from: &key.cost_from,
-                };
-                rollups.add(start, &key.tenant, parts, &usage);
+            for (key, sums) in groups {
+                let digest = key.digest();
+                rollups.add(start, digest, || key, &sums);
             }
         }
         rollups
@@ -132,19 +214,29 @@ impl Rollups {
 }
 
 /// Rows of one rollup table being collected at a barrier.
-#[derive(Default)]
-pub struct RollupRows {
+pub struct RollupRows<K, S> {
     starts: Vec<i64>,
-    keys: Vec<RollupKey>,
-    usage: Vec<Usage>,
+    keys: Vec<K>,
+    sums: Vec<S>,
     row_ids: Vec<String>,
 }
 
-impl RollupRows {
-    fn push(&mut self, start: i64, key: &RollupKey, usage: &Usage, row_id: String) {
+impl<K, S> Default for RollupRows<K, S> {
+    fn default() -> Self {
+        Self {
+            starts: Vec::new(),
+            keys: Vec::new(),
+            sums: Vec::new(),
+            row_ids: Vec::new(),
+        }
+    }
+}
+
+impl<K: RollupKey, S: RollupSums> RollupRows<K, S> {
+    fn push(&mut self, start: i64, key: &K, sums: &S, row_id: String) {
         self.starts.push(start);
         self.keys.push(key.clone());
-        self.usage.push(*usage);
+        self.sums.push(*sums);
         self.row_ids.push(row_id);
     }
 
@@ -153,19 +245,15 @@ impl RollupRows {
     }
 
     pub fn finish(self) -> Result<RecordBatch, WindowError> {
-        let text = |f: fn(&RollupKey) -> &str| -> ArrayRef {
-            Arc::new(StringArray::from_iter_values(self.keys.iter().map(f)))
-        };
         let mut columns: Vec<ArrayRef> = vec![
-            text(|k| &k.tenant),
-            Arc::new(TimestampMicrosecondArray::from(self.starts.clone()).with_timezone("UTC")),
-            text(|k| &k.model),
-            text(|k| &k.provider),
-            text(|k| &k.price_id),
-            text(|k| &k.cost_from),
+            Arc::new(StringArray::from_iter_values(
+                self.keys.iter().map(RollupKey::tenant),
+            )),
+            Arc::new(TimestampMicrosecondArray::from(self.starts).with_timezone("UTC")),
         ];
-        columns.extend(sum_columns(&self.usage)?);
+        columns.extend(K::columns(&self.keys));
+        columns.extend(S::columns(&self.sums)?);
         columns.push(Arc::new(StringArray::from(self.row_ids)));
-        Ok(RecordBatch::try_new(rollup_schema(), columns)?)
+        Ok(RecordBatch::try_new(K::schema(), columns)?)
     }
 }

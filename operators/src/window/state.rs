@@ -9,7 +9,8 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicr
 use serde::{Deserialize, Serialize};
 use somaflow_pipeline::events::schema::usage_schema;
 
-use super::rollup::{RollupKey, RollupParts, RollupRows, Rollups};
+use super::activity::{ActivityKey, ActivityParts, ActivitySums};
+use super::rollup::{EncodedRollups, RollupParts, RollupRows, Rollups, UsageRollupKey};
 use super::sums::{Usage, WindowError, sum_columns};
 use crate::key_digest::{DigestMap, key_digest};
 
@@ -36,8 +37,10 @@ pub struct ShardWindows {
     closed_through: i64,
     /// Numbers the shard's usage and rollup rows (`row_id` = `shard#n`).
     emitted: u64,
-    /// Hourly sums since the last barrier (see [`Rollups`]).
-    rollups: Rollups,
+    /// Hourly usage sums since the last barrier (see [`Rollups`]).
+    rollups: Rollups<UsageRollupKey, Usage>,
+    /// Hourly activity sums since the last barrier.
+    activity: Rollups<ActivityKey, ActivitySums>,
     dirty: bool,
 }
 
@@ -48,7 +51,24 @@ struct Encoded {
     windows: Vec<(i64, Vec<(GroupKey, Usage)>)>,
     /// Empty at every checkpoint (barriers send them); kept for safety.
     #[serde(default)]
-    rollups: Vec<(i64, Vec<(RollupKey, Usage)>)>,
+    rollups: EncodedRollups<UsageRollupKey, Usage>,
+    #[serde(default)]
+    activity: EncodedRollups<ActivityKey, ActivitySums>,
+}
+
+/// Hour and day rows of one rollup family, collected at a barrier.
+pub struct FamilyRows<K, S> {
+    pub hours: RollupRows<K, S>,
+    pub days: RollupRows<K, S>,
+}
+
+impl<K, S> Default for FamilyRows<K, S> {
+    fn default() -> Self {
+        Self {
+            hours: RollupRows::default(),
+            days: RollupRows::default(),
+        }
+    }
 }
 
 impl ShardWindows {
@@ -88,15 +108,45 @@ impl ShardWindows {
         usage: &Usage,
     ) {
         self.dirty = true;
-        self.rollups.add(event_time_us, tenant, parts, usage);
+        let digest = parts.digest(tenant);
+        self.rollups
+            .add(event_time_us, digest, || parts.key(tenant), usage);
     }
 
-    /// Moves the rollups' sums since the last barrier into `hours` and `days`.
-    pub fn flush_rollups(&mut self, shard: &str, hours: &mut RollupRows, days: &mut RollupRows) {
-        if self.rollups.is_empty() {
+    /// Adds a row to its hour's activity rollup.
+    pub fn add_to_activity(
+        &mut self,
+        event_time_us: i64,
+        tenant: &str,
+        parts: &ActivityParts<'_>,
+        sums: &ActivitySums,
+    ) {
+        self.dirty = true;
+        let digest = ActivityKey::digest_of(tenant, parts);
+        self.activity.add(
+            event_time_us,
+            digest,
+            || ActivityKey::new(tenant, parts),
+            sums,
+        );
+    }
+
+    /// Moves both rollups' sums since the last barrier into their rows
+    /// (usage first, then activity: a replay numbers them the same way).
+    pub fn flush_rollups(
+        &mut self,
+        shard: &str,
+        usage: &mut FamilyRows<UsageRollupKey, Usage>,
+        activity: &mut FamilyRows<ActivityKey, ActivitySums>,
+    ) {
+        if self.rollups.is_empty() && self.activity.is_empty() {
             return;
         }
-        self.rollups.drain(shard, &mut self.emitted, hours, days);
+        let emitted = &mut self.emitted;
+        self.rollups
+            .drain(shard, emitted, &mut usage.hours, &mut usage.days);
+        self.activity
+            .drain(shard, emitted, &mut activity.hours, &mut activity.days);
         self.dirty = true;
     }
 
@@ -165,6 +215,7 @@ impl ShardWindows {
                 .map(|(start, groups)| (*start, groups.values().cloned().collect()))
                 .collect(),
             rollups: self.rollups.encode(),
+            activity: self.activity.encode(),
         };
         serde_json::to_vec(&encoded).map_err(|e| WindowError::CorruptState(e.to_string()))
     }
@@ -185,6 +236,7 @@ impl ShardWindows {
             closed_through: encoded.closed_through,
             emitted: encoded.emitted,
             rollups: Rollups::decode(encoded.rollups),
+            activity: Rollups::decode(encoded.activity),
             dirty: false,
         })
     }

@@ -259,3 +259,184 @@ async fn rollups_hold_what_usage_holds_per_hour_and_day_sent_at_every_barrier() 
     };
     assert_eq!(ids(&again.take()), ids(&batches));
 }
+
+/// Rows of `kind` in partition 0 at `times`: `column` gives a column's
+/// values where it answers, else tenant `t1`, text `x`, zeros and nulls.
+fn rows_of(kind: EventKind, times: &[i64], column: impl Fn(&str) -> Option<ArrayRef>) -> Batch {
+    use datafusion::arrow::datatypes::DataType;
+    let schema = kind_schema(kind);
+    let n = times.len();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            if let Some(values) = column(f.name()) {
+                return values;
+            }
+            match (f.name().as_str(), f.data_type()) {
+                ("event_time", _) => {
+                    Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC"))
+                }
+                ("source_partition", _) => Arc::new(Int32Array::from(vec![0; n])),
+                ("tenant_id", _) => Arc::new(StringArray::from(vec!["t1"; n])),
+                (_, DataType::Utf8) => Arc::new(StringArray::from(vec!["x"; n])),
+                (_, DataType::Int64) => Arc::new(Int64Array::from(vec![0; n])),
+                _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                _ => datafusion::arrow::compute::cast(&Int64Array::from(vec![0; n]), f.data_type())
+                    .unwrap(),
+            }
+        })
+        .collect();
+    Batch::new(kind.table(), RecordBatch::try_new(schema, columns).unwrap())
+}
+
+/// (window start, source, capsule, tx type, meter, events, cost, quantity,
+/// cents) of the activity rows of `table` among `batches`, sorted.
+type ActivityRow = (i64, String, String, String, String, i64, i128, i128, i64);
+
+fn activity_rows(batches: &[(&'static str, Batch)], table: &str) -> Vec<ActivityRow> {
+    use datafusion::arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
+    let mut rows = Vec::new();
+    for (_, batch) in batches.iter().filter(|(_, b)| b.table == table) {
+        let r = &batch.rows;
+        let text = |name: &str| r.column_by_name(name).unwrap().as_string::<i32>().clone();
+        let int = |name: &str| {
+            r.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone()
+        };
+        let dec = |name: &str| {
+            r.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Decimal128Type>()
+                .clone()
+        };
+        let start = r
+            .column_by_name("window_start")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let (source, capsule, tx, meter) = (
+            text("source"),
+            text("capsule_id"),
+            text("tx_type"),
+            text("meter"),
+        );
+        let (events, cents) = (int("events"), int("amount_cents"));
+        let (cost, quantity) = (dec("cost_usd"), dec("quantity"));
+        for i in 0..r.num_rows() {
+            rows.push((
+                start.value(i),
+                source.value(i).to_string(),
+                capsule.value(i).to_string(),
+                tx.value(i).to_string(),
+                meter.value(i).to_string(),
+                events.value(i),
+                cost.value(i),
+                quantity.value(i),
+                cents.value(i),
+            ));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn activity_rollups_sum_capsule_runs_marketplace_and_billing_per_hour_and_day() {
+    use somaflow_pipeline::events::schema::{ACTIVITY_DAY_TABLE, ACTIVITY_HOUR_TABLE};
+    const HOUR: i64 = 60 * MIN;
+    const NANO: i128 = 1_000_000_000;
+    let mut op = UsageWindow::new("window", 60);
+    let mut out = Emitter::default();
+    let texts = |values: &[&str]| -> ArrayRef { Arc::new(StringArray::from(values.to_vec())) };
+    let runs = rows_of(EventKind::CapsuleRun, &[10, 20, HOUR + 1], |c| match c {
+        "capsule_id" => Some(texts(&["c1", "c1", "c1"])),
+        "cost_usd" => {
+            Some(crate::columns::decimal_array(vec![Some(3 * NANO / 2), None, Some(NANO)]).unwrap())
+        }
+        _ => None,
+    });
+    let sales = rows_of(EventKind::MarketplaceTx, &[30, 40], |c| match c {
+        "capsule_id" => Some(texts(&["c1", "c1"])),
+        "tx_type" => Some(texts(&["purchase", "purchase"])),
+        "currency" => Some(texts(&["USD", "USD"])),
+        "amount_cents" => Some(Arc::new(Int64Array::from(vec![100, 250]))),
+        _ => None,
+    });
+    let billing = rows_of(EventKind::Billing, &[50], |c| match c {
+        "meter" => Some(texts(&["gpu"])),
+        "quantity" => Some(crate::columns::decimal_array(vec![Some(5 * NANO / 2)]).unwrap()),
+        _ => None,
+    });
+    for batch in [runs, sales, billing] {
+        op.process(batch, &mut out).await.unwrap();
+    }
+    let passed = out.take();
+    assert_eq!(passed.len(), 3, "every batch passes through");
+    op.on_barrier(&mut out).await.unwrap();
+    let batches = out.take();
+    let row = |start, source: &str, capsule: &str, tx: &str, meter: &str, sums| {
+        let (events, cost, quantity, cents) = sums;
+        let s = |v: &str| v.to_string();
+        (
+            start,
+            s(source),
+            s(capsule),
+            s(tx),
+            s(meter),
+            events,
+            cost,
+            quantity,
+            cents,
+        )
+    };
+    // A run without a cost counts as a run and adds nothing to the cost.
+    let runs_0 = row(
+        0,
+        "capsule_executions",
+        "c1",
+        "",
+        "",
+        (2, 3 * NANO / 2, 0, 0),
+    );
+    let runs_1 = row(HOUR, "capsule_executions", "c1", "", "", (1, NANO, 0, 0));
+    let sales_0 = row(
+        0,
+        "marketplace_transactions",
+        "c1",
+        "purchase",
+        "",
+        (2, 0, 0, 350),
+    );
+    let billing_0 = row(0, "billing_events", "", "", "gpu", (1, 0, 5 * NANO / 2, 0));
+    let mut hours = vec![billing_0.clone(), runs_0.clone(), runs_1, sales_0.clone()];
+    hours.sort();
+    assert_eq!(activity_rows(&batches, ACTIVITY_HOUR_TABLE), hours);
+    let runs_day = row(
+        0,
+        "capsule_executions",
+        "c1",
+        "",
+        "",
+        (3, 5 * NANO / 2, 0, 0),
+    );
+    let mut days = vec![billing_0, runs_day, sales_0];
+    days.sort();
+    assert_eq!(activity_rows(&batches, ACTIVITY_DAY_TABLE), days);
+    // Only capsule runs are usage; marketplace and billing are not.
+    let usage: i64 = batches
+        .iter()
+        .filter(|(_, b)| b.table == USAGE_TABLE)
+        .map(|(_, b)| {
+            let runs = b.rows.column_by_name("capsule_runs").unwrap();
+            runs.as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .sum::<i64>()
+        })
+        .sum();
+    assert_eq!(usage, 3);
+    op.on_barrier(&mut out).await.unwrap();
+    assert!(out.take().is_empty(), "nothing new, nothing sent");
+}

@@ -107,8 +107,17 @@ pub const USAGE_TABLE: &str = "usage_1m";
 /// checkpoint (see [`rollup_schema`]).
 pub const ROLLUP_HOUR_TABLE: &str = "rollup_1h";
 pub const ROLLUP_DAY_TABLE: &str = "rollup_1d";
-/// The rollups, finest first, with the seconds of their grain.
-pub const ROLLUPS: [(&str, i64); 2] = [(ROLLUP_HOUR_TABLE, 3_600), (ROLLUP_DAY_TABLE, 86_400)];
+/// Hourly and daily sums of capsule runs, marketplace transactions and
+/// billing events (see [`activity_schema`]).
+pub const ACTIVITY_HOUR_TABLE: &str = "activity_1h";
+pub const ACTIVITY_DAY_TABLE: &str = "activity_1d";
+/// A family of rollups, finest first, with the seconds of their grain.
+pub type RollupGrains = [(&'static str, i64); 2];
+/// The usage rollups.
+pub const USAGE_ROLLUPS: RollupGrains = [(ROLLUP_HOUR_TABLE, 3_600), (ROLLUP_DAY_TABLE, 86_400)];
+/// The activity rollups.
+pub const ACTIVITY_ROLLUPS: RollupGrains =
+    [(ACTIVITY_HOUR_TABLE, 3_600), (ACTIVITY_DAY_TABLE, 86_400)];
 /// Budget threshold crossings, one row per tenant × month × level.
 pub const BUDGET_EVENTS_TABLE: &str = "budget_events";
 
@@ -172,9 +181,54 @@ pub fn rollup_schema() -> SchemaRef {
         .clone()
 }
 
-/// Whether `table` is one of the [`ROLLUPS`].
+/// Capsule runs, marketplace transactions and billing events per tenant ×
+/// `source` (the table the rows came from) × the keys a ledger and the
+/// marketplace group them by, per hour (or day): what those questions read
+/// instead of the raw tables for whole hours and days. A key a source does
+/// not have is ''; `events` counts rows; `cost_usd` sums capsule runs'
+/// reported cost, `quantity` billing quantities, `amount_cents` marketplace
+/// amounts (0 where a source has none). Rows are additive, like the usage
+/// rollups'.
+pub fn activity_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let text = |name: &str| Field::new(name, DataType::Utf8, false);
+            let mut fields = vec![
+                text("tenant_id"),
+                Field::new("window_start", timestamp_type(), false),
+            ];
+            fields.extend(ACTIVITY_KEYS.iter().map(|k| text(k)));
+            fields.extend([
+                Field::new("events", DataType::Int64, false),
+                Field::new("cost_usd", decimal_type(), false),
+                Field::new("quantity", decimal_type(), false),
+                Field::new("amount_cents", DataType::Int64, false),
+                text("row_id"),
+            ]);
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+/// The text keys of the activity rollups, after tenant and window.
+pub const ACTIVITY_KEYS: [&str; 7] = [
+    "source",
+    "capsule_id",
+    "tx_type",
+    "author_id",
+    "currency",
+    "meter",
+    "unit",
+];
+
+/// Whether `table` is one of the rollups ([`USAGE_ROLLUPS`],
+/// [`ACTIVITY_ROLLUPS`]).
 pub fn is_rollup(table: &str) -> bool {
-    ROLLUPS.iter().any(|(name, _)| *name == table)
+    USAGE_ROLLUPS
+        .iter()
+        .chain(ACTIVITY_ROLLUPS.iter())
+        .any(|(name, _)| *name == table)
 }
 
 /// A tenant's month-to-date spend crossing a budget threshold.
@@ -204,6 +258,7 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         RAW_TABLE => Some(raw_schema()),
         USAGE_TABLE => Some(usage_schema()),
         ROLLUP_HOUR_TABLE | ROLLUP_DAY_TABLE => Some(rollup_schema()),
+        ACTIVITY_HOUR_TABLE | ACTIVITY_DAY_TABLE => Some(activity_schema()),
         BUDGET_EVENTS_TABLE => Some(budget_events_schema()),
         other => EventKind::from_table(other).map(kind_schema),
     }
@@ -213,7 +268,8 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
 pub fn time_column(table: &str) -> &'static str {
     match table {
         DEAD_LETTERS_TABLE => "ingest_time",
-        USAGE_TABLE | ROLLUP_HOUR_TABLE | ROLLUP_DAY_TABLE => "window_start",
+        USAGE_TABLE => "window_start",
+        table if is_rollup(table) => "window_start",
         _ => "event_time",
     }
 }

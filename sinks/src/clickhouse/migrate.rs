@@ -64,6 +64,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "003_usage"),
     migration!(4, "004_platform"),
     migration!(5, "005_rollups"),
+    migration!(6, "006_activity"),
 ];
 
 /// What [`migrate`] did.

@@ -1,4 +1,5 @@
-//! `usage_1m` and the rollups (`rollup_1h`, `rollup_1d`) published once per
+//! `usage_1m` and the rollups (`rollup_1h`, `rollup_1d`, `activity_1h`,
+//! `activity_1d`) published once per
 //! completed checkpoint. Usage rows are
 //! aggregates whose split into rows depends on when watermarks arrived, so a
 //! replay after a crash may produce the same totals in different rows; rows

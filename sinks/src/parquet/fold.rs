@@ -1,5 +1,5 @@
 //! Folding additive rows as the compactor merges them: `usage_1m` and the
-//! rollups (`rollup_1h`, `rollup_1d`). Rows with equal text columns and
+//! rollups (`rollup_1h`, `rollup_1d`, `activity_1h`, `activity_1d`). Rows with equal text columns and
 //! window (tenant × window × model × … ) become one row holding the sums of
 //! their number columns. The window operator sends a row per open window
 //! and group at every checkpoint, and more for late events; readers sum a
@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::arrow::error::ArrowError;
-use somaflow_pipeline::events::schema::{USAGE_TABLE, is_rollup, rollup_schema, usage_schema};
+use somaflow_pipeline::events::schema::{USAGE_TABLE, is_rollup, table_schema, usage_schema};
 
 const ROW_ID: &str = "row_id";
 
@@ -53,7 +53,7 @@ pub fn folded_schema(table: &str) -> Option<SchemaRef> {
     if table == USAGE_TABLE {
         Some(usage_schema())
     } else if is_rollup(table) {
-        Some(rollup_schema())
+        table_schema(table)
     } else {
         None
     }
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn rollup_rows_fold_by_every_text_column_and_window() {
-        let schema = rollup_schema();
+        let schema = somaflow_pipeline::events::schema::rollup_schema();
         let batch = |price: &str, tokens: i64, id: &str| -> RecordBatch {
             let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v.to_string()])) };
             let n = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };

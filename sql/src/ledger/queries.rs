@@ -3,6 +3,7 @@
 //! for the export, all of them.
 
 use chrono::{DateTime, Utc};
+use somaflow_pipeline::events::schema::USAGE_ROLLUPS;
 
 use crate::store::{RollupForm, Sum, SumQuery};
 
@@ -25,6 +26,7 @@ pub fn rated(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         ],
         condition: Some("cost_usd IS NULL"),
         rollup: Some(RollupForm {
+            family: &USAGE_ROLLUPS,
             groups: vec!["tenant_id", "model", "provider", "price_id"],
             sums: vec![
                 Sum::int("input_tokens - cached_input_tokens"),
@@ -50,6 +52,7 @@ pub fn reported(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
         condition: Some("cost_usd IS NOT NULL"),
         rollup: Some(RollupForm {
+            family: &USAGE_ROLLUPS,
             groups: vec!["tenant_id", "model", "provider"],
             sums: vec![Sum::int("requests"), Sum::decimal("cost_usd")],
             condition: Some("cost_from = 'producer'"),
@@ -59,7 +62,7 @@ pub fn reported(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
 
 /// Capsule runs per capsule, at the cost each run reported.
 pub fn capsule_runs(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
-    SumQuery {
+    let query = SumQuery {
         table: "capsule_executions",
         time_column: "event_time",
         from,
@@ -69,12 +72,14 @@ pub fn capsule_runs(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         sums: vec![Sum::int("1"), Sum::decimal("cost_usd")],
         condition: None,
         rollup: None,
-    }
+    };
+    let form = RollupForm::for_activity(&query, "source = 'capsule_executions'");
+    query.with_rollup(form)
 }
 
 /// Marketplace transactions per capsule × type × author.
 pub fn marketplace(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
-    SumQuery {
+    let query = SumQuery {
         table: "marketplace_transactions",
         time_column: "event_time",
         from,
@@ -90,12 +95,14 @@ pub fn marketplace(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         sums: vec![Sum::int("1"), Sum::int("amount_cents")],
         condition: None,
         rollup: None,
-    }
+    };
+    let form = RollupForm::for_activity(&query, "source = 'marketplace_transactions'");
+    query.with_rollup(form)
 }
 
 /// Usage reported directly, per meter × unit.
 pub fn billing(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
-    SumQuery {
+    let query = SumQuery {
         table: "billing_events",
         time_column: "event_time",
         from,
@@ -105,5 +112,7 @@ pub fn billing(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
         sums: vec![Sum::int("1"), Sum::decimal("quantity")],
         condition: None,
         rollup: None,
-    }
+    };
+    let form = RollupForm::for_activity(&query, "source = 'billing_events'");
+    query.with_rollup(form)
 }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use somaflow_pipeline::events::decimal::parse_decimal;
-use somaflow_pipeline::events::schema::ROLLUPS;
 
 use crate::error::QueryError;
 pub use crate::error::StoreError;
@@ -52,12 +51,20 @@ pub struct SumQuery {
 const DAY_SECS: i64 = 86_400;
 
 impl SumQuery {
+    /// The query, answered from the rollups `form` reads where it can.
+    pub fn with_rollup(self, form: RollupForm) -> SumQuery {
+        SumQuery {
+            rollup: Some(form),
+            ..self
+        }
+    }
+
     /// The tables (and time columns) this query may read: its own, and the
     /// rollups when it has a rollup form. Kept answers are versioned by all.
     pub fn tables_read(&self) -> Vec<(&'static str, &'static str)> {
         let mut tables = vec![(self.table, self.time_column)];
-        if self.rollup.is_some() {
-            tables.extend(ROLLUPS.iter().map(|(name, _)| (*name, "window_start")));
+        if let Some(form) = &self.rollup {
+            tables.extend(form.family.iter().map(|(name, _)| (*name, "window_start")));
         }
         tables
     }

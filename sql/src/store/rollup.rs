@@ -1,22 +1,28 @@
 //! Answering a [`SumQuery`] from the rollups. A query that states its
-//! [`RollupForm`] (the same groups and sums over `rollup_1h` / `rollup_1d`
-//! columns) is cut into the coarsest pieces its range and buckets allow:
-//! whole days from `rollup_1d`, whole hours around them from `rollup_1h`,
-//! and the minutes at either edge from the table it names. Every value is a
+//! [`RollupForm`] (the same groups and sums over the columns of a rollup
+//! family: `rollup_1h` / `rollup_1d` for usage, `activity_1h` /
+//! `activity_1d` for capsule runs, marketplace and billing) is cut into the
+//! coarsest pieces its range and buckets allow: whole days from the daily
+//! rollup, whole hours around them from the hourly one, and the minutes at
+//! either edge from the table it names. Every value is a
 //! sum, so the pieces' rows add up to the answer the table alone gives
 //! ([`super::merge`]); a day of a month's ledger is one row per group
 //! instead of one per conversation.
 
 use chrono::{DateTime, Utc};
-use somaflow_pipeline::events::schema::{ROLLUPS, USAGE_TABLE};
+use somaflow_pipeline::events::schema::{
+    ACTIVITY_ROLLUPS, RollupGrains, USAGE_ROLLUPS, USAGE_TABLE,
+};
 
 use super::{Sum, SumQuery};
 
-/// The question of a [`SumQuery`] over the rollups' columns: its groups
-/// (answering the same texts) and sums, in the same order, and the row
-/// condition that picks the same rows.
+/// The question of a [`SumQuery`] over a rollup family's columns: its
+/// groups (answering the same texts) and sums, in the same order, and the
+/// row condition that picks the same rows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RollupForm {
+    /// The rollups it reads, finest first.
+    pub family: &'static RollupGrains,
     pub groups: Vec<&'static str>,
     pub sums: Vec<Sum>,
     pub condition: Option<&'static str>,
@@ -34,10 +40,32 @@ impl RollupForm {
             .chain(query.condition.iter())
             .any(|expr| expr.contains("capsule_id"));
         (query.table == USAGE_TABLE && !names_capsule).then(|| RollupForm {
+            family: &USAGE_ROLLUPS,
             groups: query.groups.clone(),
             sums: query.sums.clone(),
             condition: query.condition,
         })
+    }
+
+    /// The rollup form of a question over capsule runs, marketplace
+    /// transactions or billing events: the activity rollups hold the columns
+    /// those questions group and sum under the same names, with `events`
+    /// for a row count (`1`). `condition` picks the same rows: it names the
+    /// `source` table, and whatever else the query's own condition says.
+    pub fn for_activity(query: &SumQuery, condition: &'static str) -> RollupForm {
+        RollupForm {
+            family: &ACTIVITY_ROLLUPS,
+            groups: query.groups.clone(),
+            sums: query
+                .sums
+                .iter()
+                .map(|sum| match sum.expr {
+                    "1" => Sum::int("events"),
+                    _ => *sum,
+                })
+                .collect(),
+            condition: Some(condition),
+        }
     }
 }
 
@@ -51,7 +79,8 @@ pub fn pieces(query: &SumQuery) -> Vec<SumQuery> {
         return vec![query.clone()];
     };
     // Coarsest first: a rollup answers a bucket only if it never cuts one.
-    let grains: Vec<(&'static str, i64)> = ROLLUPS
+    let grains: Vec<(&'static str, i64)> = form
+        .family
         .iter()
         .rev()
         .filter(|(_, grain)| query.bucket_secs.is_none_or(|b| b % grain == 0))
