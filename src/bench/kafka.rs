@@ -22,6 +22,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use somaflow_pipeline::events::EventKind;
 use somaflow_pipeline::events::schema::DEAD_LETTERS_TABLE;
 use somaflow_sources::kafka::create_topics;
 
@@ -262,7 +263,12 @@ async fn latency(args: &BenchKafkaArgs, rate: f64) -> anyhow::Result<()> {
     let data = args.dir.join(format!("{}data", config.kafka.topic_prefix));
     std::fs::create_dir_all(&data)?;
     let worker = Worker::start(args, &config, &data)?;
-    let plain = PlainConsumer::start(&config.kafka, &config.kafka.all_topics())?;
+    // The topics the worker reads: events, not the dead letters it writes.
+    let event_topics: Vec<String> = EventKind::ALL
+        .iter()
+        .map(|kind| config.kafka.topic(*kind))
+        .collect();
+    let plain = PlainConsumer::start(&config.kafka, &event_topics)?;
     // Let the worker join and take its partitions before the clock starts.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let (sent, rows, secs) =

@@ -147,6 +147,9 @@ async fn agent(base: String, life: Arc<AtomicUsize>, stop: Arc<AtomicBool>) -> V
         }
         for pool in POOLS {
             let url = format!("{base}/v1/dispatch/{pool}?group=agents&max=500&wait=200ms");
+            // Read before asking: a node killed after it answered still
+            // counts as the life that served the answer.
+            let at = life.load(Ordering::SeqCst);
             let Ok(resp) = client.get(&url).send().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -160,7 +163,6 @@ async fn agent(base: String, life: Arc<AtomicUsize>, stop: Arc<AtomicBool>) -> V
             }
             idle_rounds = 0;
             let first = deliveries.len();
-            let at = life.load(Ordering::SeqCst);
             deliveries.extend(steps.iter().map(|s| Delivery {
                 event_id: s["step"]["event_id"].as_str().unwrap().to_string(),
                 tenant: s["step"]["tenant_id"].as_str().unwrap().to_string(),
@@ -295,6 +297,9 @@ async fn run_platform(
     let mut rng = rand::rngs::StdRng::seed_from_u64(77);
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..900))).await;
+        // A new life starts once the old node is gone, so an answer the
+        // old node gave is never labelled with the new life.
+        node.kill9();
         life.fetch_add(1, Ordering::SeqCst);
         node.restart();
         node.wait_ready().await;
