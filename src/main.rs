@@ -81,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         action: TenantsAction,
     },
+    /// The price table (`[accounting] prices`).
+    Prices {
+        #[command(subcommand)]
+        action: PricesAction,
+    },
     /// Mint a bearer token signed with `[auth] secret` (SOMAFLOW_AUTH__SECRET).
     Token {
         /// The tenant the token sees; omit for every tenant (needs `admin`).
@@ -228,6 +233,30 @@ enum TenantsAction {
     },
 }
 
+#[derive(Subcommand)]
+enum PricesAction {
+    /// Add the LiteLLM price map's prices (the JSON file inside the `litellm`
+    /// PyPI package, `litellm/model_prices_and_context_window_backup.json`)
+    /// to a price file as new effective-dated entries; nothing there is
+    /// changed, and models whose newest price is unchanged get nothing.
+    Import {
+        /// The price map (JSON).
+        file: PathBuf,
+        /// The price file to add to (created when absent).
+        #[arg(long, default_value = "config/prices.toml")]
+        into: PathBuf,
+        /// The day the added prices apply from (YYYY-MM-DD; default today, UTC).
+        #[arg(long)]
+        effective_from: Option<chrono::NaiveDate>,
+        /// Rename a LiteLLM provider, FROM=TO (e.g. gemini=google); repeatable.
+        #[arg(long)]
+        provider_alias: Vec<String>,
+        /// Print what would be added without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
     let path = path.or_else(|| {
         let default = PathBuf::from("config/local.toml");
@@ -306,6 +335,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config)?;
             let report = commands::tenants::import(&config, &file, capsules.as_deref()).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Prices {
+            action:
+                PricesAction::Import {
+                    file,
+                    into,
+                    effective_from,
+                    provider_alias,
+                    dry_run,
+                },
+        } => {
+            let report =
+                commands::prices::import(&file, &into, effective_from, &provider_alias, dry_run)?;
+            print!("{}", commands::prices::describe(&report, &into, dry_run));
             Ok(())
         }
         Command::Token {

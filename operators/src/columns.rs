@@ -95,6 +95,15 @@ pub fn replace_columns(
     RecordBatch::try_new(schema, columns)
 }
 
+/// A nullable count's value, 0 when null (a field the event left out).
+pub fn count_or_zero(column: &Int64Array, row: usize) -> i64 {
+    if column.is_valid(row) {
+        column.value(row)
+    } else {
+        0
+    }
+}
+
 /// A value of an optional string column (null → None).
 pub fn opt_str(column: &StringArray, row: usize) -> Option<&str> {
     column.is_valid(row).then(|| column.value(row))

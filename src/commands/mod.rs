@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod migrate;
+pub mod prices;
 pub mod produce;
 pub mod run;
 pub mod sql;

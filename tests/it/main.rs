@@ -23,6 +23,7 @@ mod loadtest;
 mod observability;
 mod platform;
 mod policy;
+mod prices;
 mod roundtrip;
 mod shutdown;
 mod support;

@@ -1,5 +1,6 @@
 //! The `accounting` operator: rates every conversation row with the price
-//! table, filling `rated_cost_usd` (exact nano-USD) and `price_id`. A cost
+//! table, filling `rated_cost_usd` (exact nano-USD), `price_id` and
+//! `price_tier` (the rate card: service tier and prompt length). A cost
 //! the producer sent stays in `cost_usd` beside ours and wins for billing
 //! (see [`billed_cost`]). A model without a price leaves both null and is
 //! counted, so a missing price is visible instead of billed as zero.
@@ -14,8 +15,8 @@ use somaflow_pipeline::metrics::{NodeLabels, metrics, outcome};
 use somaflow_pipeline::runtime::{Batch, Emitter, NodeError, OUT, Operator};
 
 use super::prices::in_effect;
-use super::{Price, PriceTable, TokenUsage};
-use crate::columns::{Columns, decimal_array, replace_columns};
+use super::{Price, PriceTable, ServiceTier, TokenUsage};
+use crate::columns::{Columns, count_or_zero, decimal_array, opt_str, replace_columns};
 
 pub struct TokenAccounting {
     node: String,
@@ -41,10 +42,14 @@ impl TokenAccounting {
         let time = c.micros("event_time")?;
         let (input, output) = (c.i64("input_tokens")?, c.i64("output_tokens")?);
         let (cached, reasoning) = (c.i64("cached_input_tokens")?, c.i64("reasoning_tokens")?);
+        let written = c.i64("cache_creation_input_tokens")?;
+        let written_1h = c.i64("cache_creation_1h_input_tokens")?;
+        let service_tier = c.str("service_tier")?;
         let producer = c.decimal("cost_usd")?;
         let n = rows.num_rows();
         let mut costs = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
+        let mut tiers = Vec::with_capacity(n);
         let mut unpriced = 0u64;
         // Rows of a batch share a few (tenant, model) pairs: their candidate
         // prices are gathered once per pair, then picked by event time.
@@ -56,18 +61,25 @@ impl TokenAccounting {
                 .or_insert_with(|| self.prices.candidates(key.0, key.1, key.2));
             match in_effect(options, time.value(i)) {
                 Some(p) => {
-                    costs.push(Some(p.cost(TokenUsage {
+                    let usage = TokenUsage {
                         input: input.value(i),
                         output: output.value(i),
                         cached_input: cached.value(i),
                         reasoning: reasoning.value(i),
-                    })));
+                        cache_creation: count_or_zero(written, i),
+                        cache_creation_1h: count_or_zero(written_1h, i),
+                    };
+                    let tier = ServiceTier::from_event(opt_str(service_tier, i));
+                    let (card, cost) = p.quote(usage, tier);
+                    costs.push(Some(cost));
                     ids.push(Some(p.id.as_str()));
+                    tiers.push(Some(card.label.as_str()));
                 }
                 None => {
                     unpriced += 1;
                     costs.push(None);
                     ids.push(None);
+                    tiers.push(None);
                 }
             }
         }
@@ -93,9 +105,14 @@ impl TokenAccounting {
                 .inc_by(with_producer_cost);
         }
         let ids: ArrayRef = Arc::new(StringArray::from(ids));
+        let tiers: ArrayRef = Arc::new(StringArray::from(tiers));
         let rows = replace_columns(
             rows,
-            vec![("rated_cost_usd", decimal_array(costs)?), ("price_id", ids)],
+            vec![
+                ("rated_cost_usd", decimal_array(costs)?),
+                ("price_id", ids),
+                ("price_tier", tiers),
+            ],
         )?;
         Ok(Batch::new(table, rows))
     }

@@ -402,7 +402,11 @@ async fn null_does_not_fire_and_columns_are_found_by_name() {
         [("evt-1".to_string(), "free".to_string())]
     );
     let main = main.unwrap();
-    assert_eq!(main.rows.schema().field(0).name(), "price_id", "order kept");
+    assert_eq!(
+        main.rows.schema().field(0).name(),
+        "price_tier",
+        "order kept"
+    );
     assert_eq!(
         strings(&main.rows, "policy_verdict"),
         vec![None, Some("flag".into())]

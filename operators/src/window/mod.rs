@@ -40,7 +40,7 @@ use self::activity::activity_of;
 use self::rollup::{RollupKey, RollupParts, RollupRows, RollupSums};
 use self::state::FamilyRows;
 use crate::accounting::billed_cost;
-use crate::columns::{Columns, opt_str};
+use crate::columns::{Columns, count_or_zero, opt_str};
 
 pub use config::WindowConfig;
 pub use rollup::{COST_FROM_PRODUCER, COST_FROM_RATED};
@@ -124,6 +124,7 @@ impl UsageWindow {
                     provider: parts.provider,
                     price_id: parts.price_id,
                     cost_from: parts.cost_from,
+                    price_tier: parts.price_tier,
                 };
                 windows.add_to_rollups(time.value(i), tenant, rollup, &usage);
                 i += 1;
@@ -191,7 +192,9 @@ fn contributions<'a>(
             let cached = c.i64("cached_input_tokens")?;
             let reasoning = c.i64("reasoning_tokens")?;
             let (producer, rated) = (c.decimal("cost_usd")?, c.decimal("rated_cost_usd")?);
-            let price_id = c.str("price_id")?;
+            let (price_id, price_tier) = (c.str("price_id")?, c.str("price_tier")?);
+            let written = c.i64("cache_creation_input_tokens")?;
+            let written_1h = c.i64("cache_creation_1h_input_tokens")?;
             Box::new(move |i| {
                 (
                     GroupKeyParts {
@@ -199,6 +202,7 @@ fn contributions<'a>(
                         provider: provider.value(i),
                         capsule: opt_str(capsule, i).unwrap_or(""),
                         price_id: opt_str(price_id, i).unwrap_or(""),
+                        price_tier: opt_str(price_tier, i).unwrap_or(""),
                         cost_from: if producer.is_valid(i) {
                             COST_FROM_PRODUCER
                         } else {
@@ -210,6 +214,8 @@ fn contributions<'a>(
                         output_tokens: output.value(i),
                         cached_input_tokens: cached.value(i),
                         reasoning_tokens: reasoning.value(i),
+                        cache_creation_input_tokens: count_or_zero(written, i),
+                        cache_creation_1h_input_tokens: count_or_zero(written_1h, i),
                         cost_nanos: billed_cost(producer, rated, i).unwrap_or(0),
                         requests: 1,
                         ..Usage::default()
@@ -270,6 +276,7 @@ struct GroupKeyParts<'a> {
     capsule: &'a str,
     price_id: &'a str,
     cost_from: &'a str,
+    price_tier: &'a str,
 }
 
 #[async_trait]

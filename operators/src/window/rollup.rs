@@ -46,7 +46,8 @@ pub trait RollupSums: Copy + Default {
     fn columns(sums: &[Self]) -> Result<Vec<ArrayRef>, WindowError>;
 }
 
-/// Tenant × model × provider × price × cost source ('' where a kind has none).
+/// Tenant × model × provider × price × cost source × rate card ('' where
+/// a kind has none).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UsageRollupKey {
     pub tenant: String,
@@ -54,6 +55,9 @@ pub struct UsageRollupKey {
     pub provider: String,
     pub price_id: String,
     pub cost_from: String,
+    /// Added after the first release: snapshots without it read as ''.
+    #[serde(default)]
+    pub price_tier: String,
 }
 
 /// The borrowed parts of a [`UsageRollupKey`], taken from one row.
@@ -63,6 +67,7 @@ pub struct RollupParts<'a> {
     pub provider: &'a str,
     pub price_id: &'a str,
     pub cost_from: &'a str,
+    pub price_tier: &'a str,
 }
 
 impl RollupParts<'_> {
@@ -73,6 +78,7 @@ impl RollupParts<'_> {
             self.provider,
             self.price_id,
             self.cost_from,
+            self.price_tier,
         ])
     }
 
@@ -83,6 +89,7 @@ impl RollupParts<'_> {
             provider: self.provider.to_string(),
             price_id: self.price_id.to_string(),
             cost_from: self.cost_from.to_string(),
+            price_tier: self.price_tier.to_string(),
         }
     }
 }
@@ -94,6 +101,7 @@ impl RollupKey for UsageRollupKey {
             provider: &self.provider,
             price_id: &self.price_id,
             cost_from: &self.cost_from,
+            price_tier: &self.price_tier,
         };
         parts.digest(&self.tenant)
     }
@@ -111,6 +119,7 @@ impl RollupKey for UsageRollupKey {
             text(|k| &k.provider),
             text(|k| &k.price_id),
             text(|k| &k.cost_from),
+            text(|k| &k.price_tier),
         ]
     }
 

@@ -28,6 +28,11 @@ pub struct Usage {
     pub requests: i64,
     pub capsule_runs: i64,
     pub workflow_steps: i64,
+    /// Added after the first release: snapshots without them read as 0.
+    #[serde(default)]
+    pub cache_creation_input_tokens: i64,
+    #[serde(default)]
+    pub cache_creation_1h_input_tokens: i64,
 }
 
 impl Usage {
@@ -40,6 +45,8 @@ impl Usage {
         self.requests += other.requests;
         self.capsule_runs += other.capsule_runs;
         self.workflow_steps += other.workflow_steps;
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens;
+        self.cache_creation_1h_input_tokens += other.cache_creation_1h_input_tokens;
     }
 }
 
@@ -58,5 +65,7 @@ pub fn sum_columns(usage: &[Usage]) -> Result<Vec<ArrayRef>, WindowError> {
         ints(|u| u.requests),
         ints(|u| u.capsule_runs),
         ints(|u| u.workflow_steps),
+        ints(|u| u.cache_creation_input_tokens),
+        ints(|u| u.cache_creation_1h_input_tokens),
     ])
 }

@@ -33,7 +33,9 @@ enum Column {
 impl Column {
     fn new(ty: FieldType) -> Column {
         match ty {
-            FieldType::Count | FieldType::Int => Column::Int(Int64Builder::new()),
+            FieldType::Count | FieldType::OptCount | FieldType::Int => {
+                Column::Int(Int64Builder::new())
+            }
             FieldType::OptFloat => Column::Float(Float64Builder::new()),
             FieldType::Decimal | FieldType::OptDecimal => Column::Decimal(Decimal128Builder::new()),
             _ => Column::Str(StringBuilder::new()),

@@ -22,8 +22,12 @@ pub enum FieldType {
     OptStr,
     /// Required string from a closed set of values.
     Enum(&'static [&'static str]),
+    /// Optional string from a closed set of values.
+    OptEnum(&'static [&'static str]),
     /// Required integer ≥ 0.
     Count,
+    /// Optional integer ≥ 0.
+    OptCount,
     /// Required integer, any sign.
     Int,
     /// Optional number.
@@ -40,7 +44,11 @@ impl FieldType {
     pub fn required(self) -> bool {
         !matches!(
             self,
-            FieldType::OptStr | FieldType::OptFloat | FieldType::OptDecimal
+            FieldType::OptStr
+                | FieldType::OptEnum(_)
+                | FieldType::OptCount
+                | FieldType::OptFloat
+                | FieldType::OptDecimal
         )
     }
 }
@@ -373,8 +381,9 @@ impl ScalarVisitor {
     fn expected(&self) -> &'static str {
         match self.spec.ty {
             FieldType::Str | FieldType::Enum(_) => "expected a string",
-            FieldType::OptStr => "expected a string or null",
+            FieldType::OptStr | FieldType::OptEnum(_) => "expected a string or null",
             FieldType::Count => "expected a non-negative integer",
+            FieldType::OptCount => "expected a non-negative integer or null",
             FieldType::Int => "expected an integer",
             FieldType::OptFloat => "expected a number or null",
             _ => "unexpected value",
@@ -387,11 +396,11 @@ impl ScalarVisitor {
 
     fn int<E: de::Error>(self, v: i64) -> Result<FieldValue<'static>, E> {
         match self.spec.ty {
-            FieldType::Count if v < 0 => Err(field_error(
+            FieldType::Count | FieldType::OptCount if v < 0 => Err(field_error(
                 self.index,
                 format!("must not be negative, got {v}"),
             )),
-            FieldType::Count | FieldType::Int => Ok(FieldValue::Int(v)),
+            FieldType::Count | FieldType::OptCount | FieldType::Int => Ok(FieldValue::Int(v)),
             FieldType::OptFloat => Ok(FieldValue::Float(v as f64)),
             _ => Err(self.wrong("a number")),
         }
@@ -400,7 +409,7 @@ impl ScalarVisitor {
     fn string<'a, E: de::Error>(self, s: Cow<'a, str>) -> Result<FieldValue<'a>, E> {
         match self.spec.ty {
             FieldType::Str | FieldType::OptStr => Ok(FieldValue::Str(s)),
-            FieldType::Enum(allowed) => {
+            FieldType::Enum(allowed) | FieldType::OptEnum(allowed) => {
                 if allowed.contains(&s.as_ref()) {
                     Ok(FieldValue::Str(s))
                 } else {

@@ -18,7 +18,9 @@ pub fn event_json_schema() -> Value {
         "description": "A CloudEvents 1.0 event (structured mode). Also checked, with the refusal \
             listed in the answer: `time` within the ingest bounds (pipeline.max_event_age_days \
             back, pipeline.max_future_secs ahead), decimals with at most 9 places, and for \
-            conversations cached_input_tokens ≤ input_tokens and reasoning_tokens ≤ output_tokens.",
+            conversations cached_input_tokens + cache_creation_input_tokens ≤ input_tokens, \
+            cache_creation_1h_input_tokens ≤ cache_creation_input_tokens and reasoning_tokens ≤ \
+            output_tokens.",
         "oneOf": kinds,
     })
 }
@@ -65,7 +67,15 @@ fn field_schema(ty: FieldType) -> Value {
         FieldType::Str => json!({"type": "string", "minLength": 1}),
         FieldType::OptStr => json!({"type": ["string", "null"]}),
         FieldType::Enum(names) => json!({"type": "string", "enum": names}),
+        FieldType::OptEnum(names) => {
+            let mut values: Vec<Value> = names.iter().map(|n| json!(n)).collect();
+            values.push(Value::Null);
+            json!({"type": ["string", "null"], "enum": values})
+        }
         FieldType::Count => json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
+        FieldType::OptCount => {
+            json!({"type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX})
+        }
         FieldType::Int => json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
         FieldType::OptFloat => json!({"type": ["number", "null"]}),
         FieldType::Decimal => json!({"type": ["string", "number"], "description": "a decimal"}),

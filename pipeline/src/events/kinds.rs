@@ -100,6 +100,26 @@ impl EventKind {
                 ),
             ));
         }
+        let written = get("cache_creation_input_tokens");
+        if cached.saturating_add(written) > input {
+            return Err((
+                "cache_creation_input_tokens",
+                format!(
+                    "{written} plus cached_input_tokens {cached} exceeds input_tokens {input}; \
+                     input_tokens must include cache reads and writes"
+                ),
+            ));
+        }
+        let written_1h = get("cache_creation_1h_input_tokens");
+        if written_1h > written {
+            return Err((
+                "cache_creation_1h_input_tokens",
+                format!(
+                    "{written_1h} exceeds cache_creation_input_tokens {written}; \
+                     the 1-hour writes are part of the cache writes"
+                ),
+            ));
+        }
         let (output, reasoning) = (get("output_tokens"), get("reasoning_tokens"));
         if reasoning > output {
             return Err((
@@ -123,6 +143,13 @@ const CONVERSATION: &[FieldSpec] = &[
     field("output_tokens", Count),
     field("cached_input_tokens", Count),
     field("reasoning_tokens", Count),
+    // Prompt tokens written to the provider's cache (inside input_tokens),
+    // and of those, the ones written for 1 hour (Anthropic).
+    field("cache_creation_input_tokens", OptCount),
+    field("cache_creation_1h_input_tokens", OptCount),
+    // How the provider served the call: standard (or OpenAI's `default`),
+    // batch, flex or priority; absent = standard.
+    field("service_tier", OptEnum(SERVICE_TIERS)),
     field("latency_ms", Count),
     field("status", Str),
     field("message", OptStr),
@@ -158,7 +185,12 @@ const DERIVED_CONVERSATION: &[FieldSpec] = &[
     field("capsule_price_usd", OptDecimal),
     field("rated_cost_usd", OptDecimal),
     field("price_id", OptStr),
+    // The rate card of the price: `standard`, `batch_above_200k`, …
+    field("price_tier", OptStr),
 ];
+
+/// The values of a conversation's `service_tier`.
+pub const SERVICE_TIERS: &[&str] = &["standard", "default", "batch", "flex", "priority"];
 
 const POLICY_DECISION: &[FieldSpec] = &[
     field("user_id", Str),

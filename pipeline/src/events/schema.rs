@@ -37,8 +37,12 @@ pub fn common_fields() -> Vec<Field> {
 
 pub fn column_type(ty: FieldType) -> DataType {
     match ty {
-        FieldType::Str | FieldType::OptStr | FieldType::Enum(_) | FieldType::Raw => DataType::Utf8,
-        FieldType::Count | FieldType::Int => DataType::Int64,
+        FieldType::Str
+        | FieldType::OptStr
+        | FieldType::Enum(_)
+        | FieldType::OptEnum(_)
+        | FieldType::Raw => DataType::Utf8,
+        FieldType::Count | FieldType::OptCount | FieldType::Int => DataType::Int64,
         FieldType::OptFloat => DataType::Float64,
         FieldType::Decimal | FieldType::OptDecimal => decimal_type(),
     }
@@ -122,14 +126,22 @@ pub const ACTIVITY_ROLLUPS: RollupGrains =
 pub const BUDGET_EVENTS_TABLE: &str = "budget_events";
 
 /// Additive usage rows: tenant, window start, the text `keys`, the sums,
-/// and the `row_id` that names the emission.
-fn usage_fields(keys: &[&str]) -> Vec<Field> {
+/// and the `row_id` that names the emission. Keys and sums added after the
+/// first release are nullable (`nullable_keys`, the cache-write counts):
+/// files written before them read as null there, which every reader sums
+/// or groups as 0 and ''.
+fn usage_fields(keys: &[&str], nullable_keys: &[&str]) -> Vec<Field> {
     let count = |name: &str| Field::new(name, DataType::Int64, false);
     let mut fields = vec![
         Field::new("tenant_id", DataType::Utf8, false),
         Field::new("window_start", timestamp_type(), false),
     ];
     fields.extend(keys.iter().map(|k| Field::new(*k, DataType::Utf8, false)));
+    fields.extend(
+        nullable_keys
+            .iter()
+            .map(|k| Field::new(*k, DataType::Utf8, true)),
+    );
     fields.extend([
         count("input_tokens"),
         count("output_tokens"),
@@ -139,6 +151,8 @@ fn usage_fields(keys: &[&str]) -> Vec<Field> {
         count("requests"),
         count("capsule_runs"),
         count("workflow_steps"),
+        Field::new("cache_creation_input_tokens", DataType::Int64, true),
+        Field::new("cache_creation_1h_input_tokens", DataType::Int64, true),
         Field::new("row_id", DataType::Utf8, false),
     ]);
     fields
@@ -150,11 +164,10 @@ pub fn usage_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            Arc::new(Schema::new(usage_fields(&[
-                "model",
-                "provider",
-                "capsule_id",
-            ])))
+            Arc::new(Schema::new(usage_fields(
+                &["model", "provider", "capsule_id"],
+                &[],
+            )))
         })
         .clone()
 }
@@ -164,19 +177,18 @@ pub fn usage_schema() -> SchemaRef {
 /// `usage_1m` or the conversations when their question allows it. There is
 /// no capsule: tenant × model × hour stays small however many capsules run.
 /// `price_id` is the price the accounting operator rated with ('' when none
-/// or the producer sent a cost); `cost_from` says whose cost `cost_usd` is:
+/// or the producer sent a cost), `price_tier` the rate card of that price
+/// (`standard`, `batch_above_200k`, …; null in files written before it); `cost_from` says whose cost `cost_usd` is:
 /// `producer`, `rated` ('' for rows that are not conversations). Rows are
 /// additive, like `usage_1m`'s.
 pub fn rollup_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            Arc::new(Schema::new(usage_fields(&[
-                "model",
-                "provider",
-                "price_id",
-                "cost_from",
-            ])))
+            Arc::new(Schema::new(usage_fields(
+                &["model", "provider", "price_id", "cost_from"],
+                &["price_tier"],
+            )))
         })
         .clone()
 }

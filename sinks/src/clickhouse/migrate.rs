@@ -65,6 +65,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "004_platform"),
     migration!(5, "005_rollups"),
     migration!(6, "006_activity"),
+    migration!(7, "007_price_tiers"),
 ];
 
 /// What [`migrate`] did.

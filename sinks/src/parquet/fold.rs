@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{
@@ -106,8 +106,13 @@ pub fn fold_rows(
             .collect();
         let ids = row_id.map(|i| batch.column(i).as_string::<i32>());
         for r in 0..batch.num_rows() {
+            // Columns added after a file was written are null there: a
+            // null key is '' and a null count 0, as readers take them.
             let key = (
-                texts.iter().map(|c| c.value(r).to_string()).collect(),
+                texts
+                    .iter()
+                    .map(|c| if c.is_valid(r) { c.value(r) } else { "" }.to_string())
+                    .collect(),
                 start.value(r),
             );
             let sums = groups.entry(key).or_insert_with(|| Sums {
@@ -116,7 +121,9 @@ pub fn fold_rows(
                 row_id: None,
             });
             for (sum, column) in sums.counts.iter_mut().zip(&count_columns) {
-                *sum += column.value(r);
+                if column.is_valid(r) {
+                    *sum += column.value(r);
+                }
             }
             for (sum, column) in sums.money.iter_mut().zip(&money_columns) {
                 *sum += column.value(r);
@@ -185,7 +192,7 @@ mod tests {
     use super::*;
 
     const COST: usize = 9;
-    const ROW_ID_COLUMN: usize = 13;
+    const ROW_ID_COLUMN: usize = 15;
 
     /// Tenant, window start, model, input tokens, cost (nano-USD), row id.
     type Row = (&'static str, i64, &'static str, i64, i128, &'static str);
@@ -219,6 +226,8 @@ mod tests {
                     .unwrap(),
             ),
             n(1),
+            n(0),
+            n(0),
             n(0),
             n(0),
             s(|r| r.5),
@@ -267,6 +276,7 @@ mod tests {
                     text("openai"),
                     text(price),
                     text("rated"),
+                    text("standard"),
                     n(tokens),
                     n(0),
                     n(0),
@@ -277,6 +287,8 @@ mod tests {
                             .unwrap(),
                     ),
                     n(1),
+                    n(0),
+                    n(0),
                     n(0),
                     n(0),
                     text(id),
@@ -295,8 +307,8 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(folded.num_rows(), 2, "one row per price");
-        let tokens = folded.column(6).as_primitive::<Int64Type>();
-        let ids = folded.column(14).as_string::<i32>();
+        let tokens = folded.column(7).as_primitive::<Int64Type>();
+        let ids = folded.column(17).as_string::<i32>();
         assert_eq!((tokens.value(0), ids.value(0)), (7, "s#1"));
         assert_eq!((tokens.value(1), ids.value(1)), (5, "s#3"));
     }

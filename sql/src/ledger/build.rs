@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use somaflow_operators::accounting::{Price, PriceTable, TokenUsage};
+use somaflow_operators::accounting::{Dimension, PriceTable, TokenUsage};
 
 use super::{Ledger, LedgerLine, Payout, ReportedUsage, Totals};
 use crate::money::usd;
@@ -29,27 +29,31 @@ const NANOS_PER_CENT: i128 = 10_000_000;
 pub fn build_all(period: &str, sums: &LedgerSums, prices: &PriceTable) -> BTreeMap<String, Ledger> {
     let mut ledgers: BTreeMap<String, Ledger> = BTreeMap::new();
     for row in &sums.rated {
-        let [tenant, model, provider, price_id] = group4(row);
+        let g = |i: usize| row.group.get(i).map_or("", String::as_str);
+        let (tenant, model, provider, price_id, tier) = (g(0), g(1), g(2), g(3), g(4));
         let ledger = ledger_of(&mut ledgers, period, tenant);
-        let Some(price) = prices.get(price_id) else {
-            ledger.unpriced_requests += sum_i64(row, 4);
+        let requests = sum_i64(row, Dimension::ALL.len());
+        let Some(card) = prices.get(price_id).and_then(|p| p.card_labelled(tier)) else {
+            ledger.unpriced_requests += requests;
             continue;
         };
-        for (meter, quantity, usage) in token_lines(row) {
+        for (i, dimension) in Dimension::ALL.into_iter().enumerate() {
+            let quantity = sum_i64(row, i);
             if quantity == 0 {
                 continue;
             }
-            let amount = price.cost(usage);
+            let amount = card.cost(TokenUsage::only(dimension, quantity));
             ledger.lines.push(LedgerLine {
                 tenant: tenant.to_string(),
                 category: "llm",
                 item: model.to_string(),
                 provider: Some(provider.to_string()),
                 price_id: Some(price_id.to_string()),
-                meter: meter.to_string(),
+                price_tier: Some(card.label.clone()),
+                meter: dimension.meter().to_string(),
                 quantity: millions(quantity),
                 unit: "1M tokens",
-                unit_price_usd: Some(usd(unit_price(price, meter))),
+                unit_price_usd: Some(usd(card.rate(dimension))),
                 amount_usd: usd(amount),
                 amount_nanos: amount,
             });
@@ -66,6 +70,7 @@ pub fn build_all(period: &str, sums: &LedgerSums, prices: &PriceTable) -> BTreeM
                 item: model.to_string(),
                 provider: Some(provider.to_string()),
                 price_id: None,
+                price_tier: None,
                 meter: "requests".into(),
                 quantity: sum_i64(row, 0).to_string(),
                 unit: "request",
@@ -85,6 +90,7 @@ pub fn build_all(period: &str, sums: &LedgerSums, prices: &PriceTable) -> BTreeM
                 item: capsule.to_string(),
                 provider: None,
                 price_id: None,
+                price_tier: None,
                 meter: "runs".into(),
                 quantity: sum_i64(row, 0).to_string(),
                 unit: "run",
@@ -128,6 +134,7 @@ pub fn build_all(period: &str, sums: &LedgerSums, prices: &PriceTable) -> BTreeM
                 item: capsule,
                 provider: None,
                 price_id: None,
+                price_tier: None,
                 meter: tx_type,
                 quantity: count.to_string(),
                 unit: "transaction",
@@ -163,10 +170,11 @@ pub fn build_all(period: &str, sums: &LedgerSums, prices: &PriceTable) -> BTreeM
     }
     for ledger in ledgers.values_mut() {
         ledger.lines.sort_by(|a, b| {
-            (a.category, &a.item, &a.price_id, &a.meter).cmp(&(
+            (a.category, &a.item, &a.price_id, &a.price_tier, &a.meter).cmp(&(
                 b.category,
                 &b.item,
                 &b.price_id,
+                &b.price_tier,
                 &b.meter,
             ))
         });
@@ -224,38 +232,6 @@ fn totals(lines: &[LedgerLine], payout_nanos: i128) -> Totals {
     }
 }
 
-/// The four token lines of a rated row: meter, quantity, and the usage
-/// that prices exactly that quantity at that meter's rate.
-fn token_lines(row: &SumRow) -> [(&'static str, i64, TokenUsage); 4] {
-    let q = |i| sum_i64(row, i);
-    let (fresh, cached, plain, reasoning) = (q(0), q(1), q(2), q(3));
-    let usage = |input, cached_input, output, reasoning| TokenUsage {
-        input,
-        output,
-        cached_input,
-        reasoning,
-    };
-    [
-        ("input_tokens", fresh, usage(fresh, 0, 0, 0)),
-        ("cached_input_tokens", cached, usage(cached, cached, 0, 0)),
-        ("output_tokens", plain, usage(0, 0, plain, 0)),
-        (
-            "reasoning_tokens",
-            reasoning,
-            usage(0, 0, reasoning, reasoning),
-        ),
-    ]
-}
-
-fn unit_price(price: &Price, meter: &str) -> i128 {
-    match meter {
-        "input_tokens" => price.input,
-        "cached_input_tokens" => price.cached_input,
-        "output_tokens" => price.output,
-        _ => price.reasoning,
-    }
-}
-
 fn group4(row: &SumRow) -> [&str; 4] {
     let g = |i: usize| row.group.get(i).map_or("", String::as_str);
     [g(0), g(1), g(2), g(3)]
@@ -303,13 +279,18 @@ reasoning = "12.00"
     fn lines_price_each_token_type_once_and_totals_add_up() {
         let prices = PriceTable::parse(PRICES).unwrap();
         let sums = LedgerSums {
-            // 1M fresh input, 200k cached, 300k plain output, 100k reasoning, 7 requests.
+            // 1M fresh input, 200k cached, 300k plain output, 100k reasoning,
+            // 7 requests; 1M batch input (half price: 1.25), 1 request.
             rated: vec![
                 row(
-                    &["a", "gpt-4o", "openai", "p1"],
-                    &[1_000_000, 200_000, 300_000, 100_000, 7],
+                    &["a", "gpt-4o", "openai", "p1", "standard"],
+                    &[1_000_000, 200_000, 0, 0, 300_000, 100_000, 7],
                 ),
-                row(&["a", "mystery", "x", ""], &[5, 0, 5, 0, 2]),
+                row(
+                    &["a", "gpt-4o", "openai", "p1", "batch"],
+                    &[1_000_000, 0, 0, 0, 0, 0, 1],
+                ),
+                row(&["a", "mystery", "x", "", ""], &[5, 0, 0, 0, 5, 0, 2]),
             ],
             reported: vec![row(&["a", "gpt-4o", "openai"], &[3, 1_500_000_000])],
             capsule_runs: vec![row(&["a", "cap-1"], &[4, 40_000_000])],
@@ -326,7 +307,11 @@ reasoning = "12.00"
         let amount = |meter: &str| {
             l.lines
                 .iter()
-                .find(|x| x.category == "llm" && x.meter == meter)
+                .find(|x| {
+                    x.category == "llm"
+                        && x.meter == meter
+                        && x.price_tier.as_deref() == Some("standard")
+                })
                 .map(|x| x.amount_usd.clone())
         };
         assert_eq!(amount("input_tokens").as_deref(), Some("2.500000000"));
@@ -338,15 +323,24 @@ reasoning = "12.00"
         assert_eq!(amount("reasoning_tokens").as_deref(), Some("1.200000000"));
         assert_eq!(l.unpriced_requests, 2);
         assert_eq!(l.excluded_non_usd_transactions, 1);
-        // 6.95 rated + 1.50 reported.
-        assert_eq!(l.totals.llm_usd, "8.450000000");
+        let batch = l
+            .lines
+            .iter()
+            .find(|x| x.price_tier.as_deref() == Some("batch"));
+        assert_eq!(batch.map(|x| x.amount_usd.as_str()), Some("1.250000000"));
+        // 6.95 rated + 1.25 batch + 1.50 reported.
+        assert_eq!(l.totals.llm_usd, "9.700000000");
         assert_eq!(l.totals.capsule_runs_usd, "0.040000000");
         assert_eq!(l.totals.marketplace_purchases_usd, "10.000000000");
         assert_eq!(l.totals.marketplace_refunds_usd, "5.000000000");
         assert_eq!(l.totals.payouts_usd, "3.500000000");
-        assert_eq!(l.totals.total_usd, "13.490000000");
+        assert_eq!(l.totals.total_usd, "14.740000000");
         assert_eq!(l.reported_usage[0].quantity, "1.5");
-        let line = l.lines.iter().find(|x| x.meter == "input_tokens").unwrap();
+        let line = l
+            .lines
+            .iter()
+            .find(|x| x.meter == "input_tokens" && x.price_tier.as_deref() == Some("standard"))
+            .unwrap();
         assert_eq!(
             (line.quantity.as_str(), line.unit_price_usd.as_deref()),
             ("1.000000", Some("2.500000000"))

@@ -28,8 +28,15 @@ pub struct LedgerLine {
     pub item: String,
     pub provider: Option<String>,
     pub price_id: Option<String>,
-    /// `input_tokens`, `cached_input_tokens`, `output_tokens`,
-    /// `reasoning_tokens`, `requests`, `runs`, `purchase`, `install`, `refund`.
+    /// The rate card of the price the line is billed at: `standard`,
+    /// `batch`, `flex`, `priority`, or one of those above a prompt length
+    /// (`standard_above_200k`); LLM lines only.
+    pub price_tier: Option<String>,
+    /// The rate dimension: `input_tokens` (not read from or written to the
+    /// cache), `cached_input_tokens`, `cache_creation_input_tokens` (5-minute
+    /// writes), `cache_creation_1h_input_tokens`, `output_tokens` (not
+    /// reasoning), `reasoning_tokens`; or `requests`, `runs`, `purchase`,
+    /// `install`, `refund`.
     pub meter: String,
     pub quantity: String,
     pub unit: &'static str,

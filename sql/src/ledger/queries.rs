@@ -8,33 +8,52 @@ use somaflow_pipeline::events::schema::USAGE_ROLLUPS;
 use crate::store::{RollupForm, Sum, SumQuery};
 
 /// Conversations somaflow rated (no producer cost): token quantities per
-/// model × price.
+/// model × price × rate card, one per rate dimension in
+/// [`Dimension::ALL`](somaflow_operators::accounting::Dimension::ALL)'s
+/// order (each token counted once), then requests. Cache-write counts are
+/// null in files written before them: 0.
 pub fn rated(from: DateTime<Utc>, to: DateTime<Utc>) -> SumQuery {
+    let sums = |requests: &'static str| {
+        vec![
+            Sum::int(
+                "input_tokens - cached_input_tokens - coalesce(cache_creation_input_tokens, 0)",
+            ),
+            Sum::int("cached_input_tokens"),
+            Sum::int(
+                "coalesce(cache_creation_input_tokens, 0) \
+                 - coalesce(cache_creation_1h_input_tokens, 0)",
+            ),
+            Sum::int("coalesce(cache_creation_1h_input_tokens, 0)"),
+            Sum::int("output_tokens - reasoning_tokens"),
+            Sum::int("reasoning_tokens"),
+            Sum::int(requests),
+        ]
+    };
     SumQuery {
         table: "conversations",
         time_column: "event_time",
         from,
         to,
         bucket_secs: None,
-        groups: vec!["tenant_id", "model", "provider", "coalesce(price_id, '')"],
-        sums: vec![
-            Sum::int("input_tokens - cached_input_tokens"),
-            Sum::int("cached_input_tokens"),
-            Sum::int("output_tokens - reasoning_tokens"),
-            Sum::int("reasoning_tokens"),
-            Sum::int("1"),
+        groups: vec![
+            "tenant_id",
+            "model",
+            "provider",
+            "coalesce(price_id, '')",
+            "coalesce(price_tier, '')",
         ],
+        sums: sums("1"),
         condition: Some("cost_usd IS NULL"),
         rollup: Some(RollupForm {
             family: &USAGE_ROLLUPS,
-            groups: vec!["tenant_id", "model", "provider", "price_id"],
-            sums: vec![
-                Sum::int("input_tokens - cached_input_tokens"),
-                Sum::int("cached_input_tokens"),
-                Sum::int("output_tokens - reasoning_tokens"),
-                Sum::int("reasoning_tokens"),
-                Sum::int("requests"),
+            groups: vec![
+                "tenant_id",
+                "model",
+                "provider",
+                "price_id",
+                "coalesce(price_tier, '')",
             ],
+            sums: sums("requests"),
             condition: Some("cost_from = 'rated'"),
         }),
     }
