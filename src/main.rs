@@ -193,6 +193,17 @@ enum Command {
         /// Seeds of the generated traffic, one table row each.
         #[arg(long, value_delimiter = ',', default_values_t = bench::forecast::SEEDS)]
         seeds: Vec<u64>,
+        /// Instead: a real hourly series (one value per line), forecast 24 h
+        /// ahead from `--origins` daily origins; JSON on stdout
+        /// (scripts/bench-forecast-real.sh sets statsmodels beside it).
+        #[arg(long)]
+        series: Option<PathBuf>,
+        /// Hours of history each forecast sees (with `--series`).
+        #[arg(long, default_value_t = 672)]
+        window: usize,
+        /// Daily origins, the last 24 h before the end (with `--series`).
+        #[arg(long, default_value_t = 28)]
+        origins: usize,
     },
     /// Measure Kafka → decode → dedup → Parquet with the configured broker and
     /// a worker process: throughput over preloaded topics, produced → visible
@@ -408,7 +419,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::BenchForecast { seeds } => bench::forecast::run(&seeds),
+        Command::BenchForecast {
+            series: Some(series),
+            window,
+            origins,
+            ..
+        } => bench::forecast_series::run(&series, window, origins),
+        Command::BenchForecast { seeds, .. } => bench::forecast::run(&seeds),
         Command::BenchEmbedded {
             events,
             batch,

@@ -19,6 +19,7 @@ pub mod chain;
 pub mod clickhouse;
 pub mod embedded;
 pub mod forecast;
+pub mod forecast_series;
 pub mod freshness;
 pub mod kafka;
 pub mod pipeline;

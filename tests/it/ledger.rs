@@ -1,6 +1,7 @@
 //! `GET /v1/billing/ledgers` and its export against data with known
 //! amounts: equal from ClickHouse and the lake, and equal to the cent to
-//! the test's own computation from config/prices.toml.
+//! the test's own computation from config/prices.toml, with cache writes
+//! (5-minute and 1-hour) and batch and priority service tiers.
 
 use std::collections::BTreeMap;
 
@@ -26,8 +27,12 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
     let prices = list_prices();
 
     let mut lines = Vec::new();
-    // Rated by somaflow: per tenant × model, tokens by type.
-    let mut tokens: BTreeMap<(&str, &str), [i128; 4]> = BTreeMap::new();
+    // Rated by somaflow: per tenant × model × rate card, tokens by type in
+    // list_prices' order. Claude writes to its cache (a third of it for
+    // 1 hour every other time); every fourth call is a batch (half price),
+    // every fifth otherwise asks for priority, which no shipped price has:
+    // billed as standard.
+    let mut tokens: BTreeMap<(&str, &str, &str), [i128; 6]> = BTreeMap::new();
     for i in 0..40usize {
         let tenant = ["acme", "globex"][i % 2];
         let (model, provider) = MODELS[i % 3];
@@ -41,22 +46,46 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
                 40 + i as i64
             },
         );
-        let t = tokens.entry((tenant, model)).or_default();
-        for (slot, v) in t
-            .iter_mut()
-            .zip([input - cached, cached, output - reasoning, reasoning])
-        {
+        let written = if provider == "anthropic" {
+            50 + 7 * i as i64
+        } else {
+            0
+        };
+        let written_1h = if i % 2 == 0 { written / 3 } else { 0 };
+        let (tier, card) = match (i % 4, i % 5) {
+            (2, _) => (Some("batch"), "batch"),
+            (_, 4) => (Some("priority"), "standard"),
+            _ => (None, "standard"),
+        };
+        let t = tokens.entry((tenant, model, card)).or_default();
+        let typed = [
+            input - cached - written,
+            cached,
+            output - reasoning,
+            reasoning,
+            written - written_1h,
+            written_1h,
+        ];
+        for (slot, v) in t.iter_mut().zip(typed) {
             *slot += i128::from(v);
+        }
+        let mut data = json!({
+            "user_id": "u", "session_id": "s", "provider": provider, "model": model,
+            "input_tokens": input, "cached_input_tokens": cached, "output_tokens": output,
+            "reasoning_tokens": reasoning, "latency_ms": 5, "status": "ok"});
+        if written > 0 {
+            data["cache_creation_input_tokens"] = json!(written);
+            data["cache_creation_1h_input_tokens"] = json!(written_1h);
+        }
+        if let Some(tier) = tier {
+            data["service_tier"] = json!(tier);
         }
         lines.push(cloud_event_at(
             &format!("c{i}"),
             tenant,
             "soma.conversation.v1",
             at,
-            json!({
-            "user_id": "u", "session_id": "s", "provider": provider, "model": model,
-            "input_tokens": input, "cached_input_tokens": cached, "output_tokens": output,
-            "reasoning_tokens": reasoning, "latency_ms": 5, "status": "ok"}),
+            data,
         ));
     }
     // The producer's own cost, billed as sent.
@@ -134,15 +163,16 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
 
     // The test's own figures for acme: each line priced once.
     let mut llm = 0i128;
-    for ((tenant, model), t) in &tokens {
+    for ((tenant, model, card), t) in &tokens {
         if *tenant != "acme" {
             continue;
         }
-        let p = prices[*model];
+        // Batch bills every token type at half the standard rate.
+        let half = if *card == "batch" { 2 } else { 1 };
         llm += t
             .iter()
-            .zip(p)
-            .map(|(q, price)| divide_half_even(q * price, 1_000_000))
+            .zip(prices[*model])
+            .map(|(q, price)| divide_half_even(q * (price / half), 1_000_000))
             .sum::<i128>();
     }
     llm += 5 * nanos("0.123456789");
@@ -186,6 +216,15 @@ async fn ledgers_are_exact_to_the_cent_and_equal_from_either_store() {
     assert_eq!(got("marketplace_refunds_usd"), refunds);
     assert_eq!(got("payouts_usd"), 1399 * 10_000_000);
     assert_eq!(ledger["reported_usage"][0]["quantity"], json!("2.5"));
+    let line = |tier: &str, meter: &str| {
+        ledger["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["price_tier"] == json!(tier) && l["meter"] == json!(meter))
+    };
+    assert!(line("batch", "cache_creation_1h_input_tokens"), "{ledger}");
+    assert!(line("standard", "cache_creation_input_tokens"), "{ledger}");
     let line_sum: i128 = ledger["lines"]
         .as_array()
         .unwrap()

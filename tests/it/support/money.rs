@@ -30,8 +30,10 @@ pub fn value_nanos(v: &Value) -> i128 {
 }
 
 /// List prices per model from config/prices.toml, read independently of
-/// the engine: nano-USD per 1M tokens (input, cached input, output, reasoning).
-pub fn list_prices() -> BTreeMap<String, [i128; 4]> {
+/// the engine: nano-USD per 1M tokens (input, cached input, output,
+/// reasoning, 5-minute cache write, 1-hour cache write; the last two
+/// default to input and to the 5-minute write).
+pub fn list_prices() -> BTreeMap<String, [i128; 6]> {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prices.toml"),
     )
@@ -56,12 +58,18 @@ pub fn list_prices() -> BTreeMap<String, [i128; 4]> {
             "the test expects list prices only"
         );
         let model = field("model").expect("model");
-        let output = nanos(&field("output").expect("output"));
-        let price = [
+        let (input, output) = (
             nanos(&field("input").expect("input")),
+            nanos(&field("output").expect("output")),
+        );
+        let written = field("cache_creation").map_or(input, |r| nanos(&r));
+        let price = [
+            input,
             nanos(&field("cached_input").expect("cached_input")),
             output,
             field("reasoning").map_or(output, |r| nanos(&r)),
+            written,
+            field("cache_creation_1h").map_or(written, |r| nanos(&r)),
         ];
         // Newest price wins; every shipped price is already in effect.
         let from = field("effective_from").expect("effective_from");
