@@ -179,12 +179,13 @@ fn file(name: &str, content_type: &'static str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "tenant",
     "category",
     "item",
     "provider",
     "price_id",
+    "price_tier",
     "meter",
     "quantity",
     "unit",
@@ -192,13 +193,17 @@ const COLUMNS: [&str; 10] = [
     "amount_usd",
 ];
 
-fn text_fields(l: &LedgerLine) -> [String; 8] {
+/// The text columns of [`COLUMNS`], in order.
+const TEXT_COLUMNS: usize = 9;
+
+fn text_fields(l: &LedgerLine) -> [String; TEXT_COLUMNS] {
     [
         l.tenant.clone(),
         l.category.to_string(),
         l.item.clone(),
         l.provider.clone().unwrap_or_default(),
         l.price_id.clone().unwrap_or_default(),
+        l.price_tier.clone().unwrap_or_default(),
         l.meter.clone(),
         l.quantity.clone(),
         l.unit.to_string(),
@@ -230,15 +235,15 @@ fn csv_field(text: &str) -> String {
 fn to_parquet(lines: &[&LedgerLine]) -> Result<Vec<u8>, ApiError> {
     let internal = |e: &dyn std::fmt::Display| ApiError::Internal(format!("writing parquet: {e}"));
     let money = DataType::Decimal128(38, 9);
-    let mut fields: Vec<Field> = COLUMNS[..8]
+    let mut fields: Vec<Field> = COLUMNS[..TEXT_COLUMNS]
         .iter()
         .map(|c| Field::new(*c, DataType::Utf8, false))
         .collect();
     fields.push(Field::new("unit_price_usd", money.clone(), true));
     fields.push(Field::new("amount_usd", money, false));
     let schema = Arc::new(Schema::new(fields));
-    let texts: Vec<[String; 8]> = lines.iter().map(|l| text_fields(l)).collect();
-    let mut columns: Vec<ArrayRef> = (0..8)
+    let texts: Vec<[String; TEXT_COLUMNS]> = lines.iter().map(|l| text_fields(l)).collect();
+    let mut columns: Vec<ArrayRef> = (0..TEXT_COLUMNS)
         .map(|i| {
             Arc::new(StringArray::from_iter_values(
                 texts.iter().map(|t| t[i].as_str()),

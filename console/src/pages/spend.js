@@ -86,7 +86,7 @@ function mount(root, ctx) {
       d.setUTCMonth(d.getUTCMonth() - back);
       return monthOf(d);
     });
-    const columns = ['category', 'item', 'provider', 'price_id', 'meter', 'quantity', 'unit', 'unit_price_usd', 'amount_usd'];
+    const columns = ['category', 'item', 'provider', 'price_id', 'price_tier', 'meter', 'quantity', 'unit', 'unit_price_usd', 'amount_usd'];
     const lines = [...answer.lines].sort((a, b) => Number(b.amount_usd) - Number(a.amount_usd));
     ledger.fill(
       h('div', { class: 'toolbar' },

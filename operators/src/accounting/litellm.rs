@@ -98,8 +98,20 @@ pub fn merge(
             "\n# Imported from the LiteLLM price map: {} prices from {day}.\n\n{body}",
             report.added
         ));
-        // The merged file must load: a mistake here is the importer's.
-        PriceTable::parse(&text)?;
+        // The merged file must load; a model priced twice on one day means
+        // this day's map was imported before.
+        PriceTable::parse(&text).map_err(|e| match e {
+            PriceError::Key { key, reason } if reason.contains("from the same day") => {
+                PriceError::Key {
+                    key,
+                    reason: format!(
+                        "{reason}: a map was imported on {day} already; \
+                         import this one with a later --effective-from"
+                    ),
+                }
+            }
+            other => other,
+        })?;
     }
     Ok((text, report))
 }
@@ -170,10 +182,11 @@ pub fn convert(
                 entries.push(entry);
             }
             Err(reason) => {
-                return Err(PriceError::Key {
-                    key: format!("{key} (price map)"),
-                    reason,
-                });
+                tracing::warn!(entry = %key, %reason, "price map entry not imported");
+                *report
+                    .skipped
+                    .entry("a rate that is not a price")
+                    .or_default() += 1;
             }
         }
     }

@@ -147,8 +147,8 @@ const CONVERSATION: &[FieldSpec] = &[
     // and of those, the ones written for 1 hour (Anthropic).
     field("cache_creation_input_tokens", OptCount),
     field("cache_creation_1h_input_tokens", OptCount),
-    // How the provider served the call: standard (or OpenAI's `default`),
-    // batch, flex or priority; absent = standard.
+    // How the provider served the call: standard (or OpenAI's `default`,
+    // `auto`, `scale`), batch, flex or priority; absent = standard.
     field("service_tier", OptEnum(SERVICE_TIERS)),
     field("latency_ms", Count),
     field("status", Str),
@@ -190,7 +190,9 @@ const DERIVED_CONVERSATION: &[FieldSpec] = &[
 ];
 
 /// The values of a conversation's `service_tier`.
-pub const SERVICE_TIERS: &[&str] = &["standard", "default", "batch", "flex", "priority"];
+pub const SERVICE_TIERS: &[&str] = &[
+    "standard", "default", "auto", "scale", "batch", "flex", "priority",
+];
 
 const POLICY_DECISION: &[FieldSpec] = &[
     field("user_id", Str),

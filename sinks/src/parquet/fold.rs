@@ -106,8 +106,8 @@ pub fn fold_rows(
             .collect();
         let ids = row_id.map(|i| batch.column(i).as_string::<i32>());
         for r in 0..batch.num_rows() {
-            // Columns added after a file was written are null there: a
-            // null key is '' and a null count 0, as readers take them.
+            // A null key (a nullable column a writer left empty) folds as
+            // '' and a null count as 0, as readers take them.
             let key = (
                 texts
                     .iter()

@@ -7,7 +7,8 @@
 -- accounting operator records the rate card it priced with (`price_tier`).
 -- Usage rows sum the cache writes, and the rollups keep the rate card as a
 -- key so a ledger prices each card's tokens at that card's rates. Rows
--- written before this read 0 and '' there.
+-- written before this read NULL in conversations' new columns and 0 and ''
+-- in the usage and rollup tables'; readers coalesce both.
 
 ALTER TABLE conversations
     ADD COLUMN cache_creation_input_tokens Nullable(Int64),

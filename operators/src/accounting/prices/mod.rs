@@ -134,7 +134,8 @@ impl Price {
         (card, card.cost(usage))
     }
 
-    /// The standard base card's cost (no tier, no long prompt).
+    /// The cost of `usage` served on the standard tier (the card of its
+    /// prompt's length).
     pub fn cost(&self, usage: TokenUsage) -> i128 {
         self.quote(usage, ServiceTier::Standard).1
     }

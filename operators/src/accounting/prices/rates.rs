@@ -34,8 +34,9 @@ impl ServiceTier {
         }
     }
 
-    /// The tier an event names; absent, `default` and unknown text are
-    /// standard (decode rejects unknown text before it gets here).
+    /// The tier an event names; absent, `default`, `auto` and `scale`
+    /// (OpenAI's names for its default processing and its prepaid scale
+    /// tier, billed by the unit outside the token rates) are standard.
     pub fn from_event(value: Option<&str>) -> ServiceTier {
         match value {
             Some("batch") => ServiceTier::Batch,
@@ -176,12 +177,13 @@ pub type Stated = Vec<((ServiceTier, u64), StatedRates)>;
 /// must state input and output). For a tier `S` above threshold `T` (`T`
 /// ascending), each rate is, first found:
 /// 1. what the entry states for `S` above `T`;
-/// 2. for flex and priority, what it states for standard above `T`;
+/// 2. for flex and priority, what it states for standard above `T`; for
+///    batch, half the standard card's rate above `T` where the entry states
+///    that rate for standard at `T` or below (every provider bills batch at
+///    half of every token type, long prompts and cache reads and writes
+///    included);
 /// 3. the same rate of `S`'s card at the next lower threshold;
-/// 4. for batch, half the standard card's rate above `T` where the entry
-///    states that rate for standard (every provider bills batch at half of
-///    every token type, cache reads and writes included);
-/// 5. the card's own fallback dimension ([`Dimension::fallback`]).
+/// 4. the card's own fallback dimension ([`Dimension::fallback`]).
 ///
 /// Flex and priority have cards only where the entry states one of their
 /// rates; batch always has them. Thresholds apply to a tier when the entry
@@ -221,14 +223,16 @@ pub fn resolve_cards(stated: &Stated) -> Vec<RateCard> {
             let own = get(tier, at);
             let standard = get(ServiceTier::Standard, at);
             let below = i.checked_sub(1).map(|j| chain[j]).unwrap_or_default();
-            let pick = |d: Dimension| {
-                own.get(d)
-                    .or_else(|| {
-                        (tier != ServiceTier::Batch)
-                            .then(|| standard.get(d))
-                            .flatten()
-                    })
-                    .or_else(|| below.get(d))
+            // Batch leaves a rate standard states unresolved here, so that
+            // it is halved from the standard card of this length (step 2).
+            let halved = standard_stated(&standard_chain, at).unwrap_or_default();
+            let pick = |d: Dimension| match tier {
+                ServiceTier::Batch if halved.get(d).is_some() => own.get(d),
+                ServiceTier::Batch => own.get(d).or_else(|| below.get(d)),
+                _ => own
+                    .get(d)
+                    .or_else(|| standard.get(d))
+                    .or_else(|| below.get(d)),
             };
             chain.push(StatedRates {
                 input: pick(Dimension::Input),
@@ -284,8 +288,9 @@ fn standard_stated(chain: &[(u64, StatedRates)], at: u64) -> Option<StatedRates>
         .map(|(_, r)| *r)
 }
 
-/// Steps 4 and 5 of [`resolve_cards`] for one rate; `half_of` is the
-/// standard card and what the entry states for it, for batch.
+/// Batch's halving (step 2) and the fallback (step 4) of [`resolve_cards`]
+/// for one rate; `half_of` is the standard card and what the entry states
+/// for it, for batch.
 fn resolve(rates: &StatedRates, d: Dimension, half_of: Option<(&RateCard, StatedRates)>) -> i128 {
     if let Some(v) = rates.get(d) {
         return v;

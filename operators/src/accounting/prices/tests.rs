@@ -264,6 +264,26 @@ fn service_tiers_resolve_unstated_rates_as_documented() {
 }
 
 #[test]
+fn batch_halves_the_long_prompt_rates_unless_it_states_its_own() {
+    let with_batch = TIERED.replace(
+        "[[prices.tiers]]\nservice_tier = \"priority\"\ninput = \"2.25\"",
+        "[[prices.tiers]]\nservice_tier = \"batch\"\ninput = \"0.625\"\n\n\
+         [[prices.tiers]]\nservice_tier = \"priority\"\ninput = \"2.25\"",
+    );
+    let table = PriceTable::parse(&with_batch).unwrap();
+    let p = table.get("gemini/gemini-2.5-pro/2026-12-07").unwrap();
+    let short = p.card(ServiceTier::Batch, 1_000);
+    assert_eq!((short.input, short.output), (usd("0.625"), usd("5.00")));
+    // Above 200k: half of the long standard card, not the short batch rate.
+    let long = p.card(ServiceTier::Batch, 250_000);
+    assert_eq!(long.label, "batch_above_200k");
+    assert_eq!(
+        (long.input, long.cached_input, long.output),
+        (usd("1.25"), usd("0.125"), usd("7.50"))
+    );
+}
+
+#[test]
 fn cache_writes_are_billed_once_at_their_lifetime_rate() {
     let table = PriceTable::parse(TIERED).unwrap();
     let p = table.get("anthropic/claude-sonnet-4-5/2026-12-07").unwrap();
