@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use serde_json::Value;
-use somaflow_pipeline::events::decimal::parse_decimal;
+use somaflow_pipeline::events::decimal::{format_decimal, parse_decimal};
 
 use super::prices::{PriceEntry, PriceError, PriceTable, ServiceTier, TierEntry, entry_price};
 
@@ -274,7 +274,7 @@ fn entry_of(
         && let Some(input) = &base.input
     {
         let nanos = parse_decimal(input).map_err(|e| format!("input_cost_per_token: {e}"))?;
-        base.cached_input = Some(decimal_text(super::prices::divide_half_even(nanos, 2)));
+        base.cached_input = Some(format_decimal(super::prices::divide_half_even(nanos, 2)));
     }
     Ok(PriceEntry {
         id: String::new(),
@@ -314,12 +314,6 @@ fn per_million(value: &Value) -> Result<(String, bool), String> {
     Ok(round_to_nanos(&shift_decimal(&format!("{number}"), 6)))
 }
 
-/// Nano-units as the shortest decimal text: 1_250_000_000 → "1.25".
-fn decimal_text(nanos: i128) -> String {
-    let text = format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 /// `text` with at most 9 decimal places, half to even; whether it changed.
 fn round_to_nanos(text: &str) -> (String, bool) {
     let Some((whole, frac)) = text.split_once('.') else {
@@ -342,7 +336,7 @@ fn round_to_nanos(text: &str) -> (String, bool) {
     if up {
         scaled += 1;
     }
-    (decimal_text(scaled as i128), true)
+    (format_decimal(scaled as i128), true)
 }
 
 /// `text` (plain decimal, as Rust prints an f64) times 10^`places`.
