@@ -19,7 +19,7 @@ pub struct TenantAccuracy {
     pub tenant: String,
     pub history_days: usize,
     pub mean_per_hour: f64,
-    pub model: &'static str,
+    pub model: String,
     /// Mean over the held-out days of each day's MAPE, in percent.
     pub mape_percent: f64,
 }
@@ -126,7 +126,7 @@ fn forecast_accuracy(series: &HourlySeries) -> Vec<TenantAccuracy> {
             continue;
         }
         let mut mapes = Vec::new();
-        let mut model = "";
+        let mut model = String::new();
         for day in (1..=HOLDOUT_DAYS).rev() {
             let origin = y.len() - day * DAY;
             let f = select::forecast(&y[..origin], DAY, COUNT_MIN_SIGMA);

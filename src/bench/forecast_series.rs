@@ -3,8 +3,8 @@
 //! statsmodels on the same origins: from each of `origins` origins, one a
 //! day and the last 24 hours before the end, every model sees the `window`
 //! hours before it and forecasts 24. The result is JSON on stdout: the mean
-//! MAPE of the model the backtest chose at each origin, how often each was
-//! chosen, and each model's own mean MAPE.
+//! MAPE of the forecast the backtest chose at each origin, how often each
+//! was chosen (and which candidate led it), and each model's own mean MAPE.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,8 +21,10 @@ pub struct SeriesReport {
     pub origins: usize,
     pub window: usize,
     pub chosen_mape_percent: f64,
-    /// How often each model was chosen.
-    pub picked: BTreeMap<&'static str, usize>,
+    /// How often each forecast was chosen (`ensemble`, or a candidate).
+    pub picked: BTreeMap<String, usize>,
+    /// How often each candidate had the largest weight.
+    pub led_by: BTreeMap<String, usize>,
     /// Each model's mean MAPE over the origins it could forecast from.
     pub models: BTreeMap<&'static str, f64>,
 }
@@ -65,7 +67,8 @@ pub fn run(series: &Path, window: usize, origins: usize) -> anyhow::Result<()> {
         );
     }
     let mut chosen = Vec::new();
-    let mut picked: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut picked: BTreeMap<String, usize> = BTreeMap::new();
+    let mut led_by: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_model: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     for &o in &starts {
         let history = &y[o - window..o];
@@ -73,6 +76,13 @@ pub fn run(series: &Path, window: usize, origins: usize) -> anyhow::Result<()> {
         let f = select::forecast(history, HORIZON, COUNT_MIN_SIGMA);
         let values: Vec<f64> = f.points.iter().map(|p| p.value).collect();
         chosen.push(mape(actual, &values));
+        if let Some(lead) = f
+            .members
+            .iter()
+            .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        {
+            *led_by.entry(lead.model.clone()).or_default() += 1;
+        }
         *picked.entry(f.model).or_default() += 1;
         for model in Model::ALL {
             if history.len() >= model.min_history() {
@@ -91,6 +101,7 @@ pub fn run(series: &Path, window: usize, origins: usize) -> anyhow::Result<()> {
         window,
         chosen_mape_percent: mean(&chosen),
         picked,
+        led_by,
         models: per_model.iter().map(|(k, v)| (*k, mean(v))).collect(),
     };
     println!("{}", serde_json::to_string(&report)?);

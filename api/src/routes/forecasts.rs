@@ -100,7 +100,7 @@ fn this_hour() -> DateTime<Utc> {
 
 #[utoipa::path(get, path = "/v1/forecasts", tag = "forecasts",
     params(ForecastParams),
-    responses((status = 200, description = "`{model, backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object),
+    responses((status = 200, description = "`{model (`ensemble` or the one candidate used), members: [{model, weight}], backtest: {mape_percent, bias_percent, horizon_hours, origins}, candidates, points: [{window_start, value, lower_80, upper_80, lower_95, upper_95}]}`", body = Object),
         (status = 422, description = "`at` names a day that does not exist", body = crate::error::ErrorBody),
         crate::responses::Refusals),
     security(("bearer" = ["usage:read"])))]
@@ -143,6 +143,7 @@ pub async fn get_forecast(
         "history_hours": history_hours,
         "horizon_hours": horizon,
         "model": f.model,
+        "members": f.members,
         "backtest": f.backtest,
         "candidates": f.candidates.iter().map(|(m, e)| json!({"model": m, "mape_percent": e})).collect::<Vec<_>>(),
         "source": store.name(),

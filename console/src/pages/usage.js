@@ -98,7 +98,14 @@ function mount(root, ctx) {
     const sum = f.points.reduce((a, p) => a + Number(p.value), 0);
     forecastStats.replaceChildren(
       stat(`${tenant}, next 7 days`, meter === 'cost_usd' ? usd(sum) : number(sum), { testid: 'forecast-sum', value: sum }),
-      stat('model', f.model, { testid: 'forecast-model', value: f.model }),
+      stat('model', f.model, {
+        testid: 'forecast-model',
+        value: f.model,
+        // An ensemble says what it is made of: each candidate and its weight.
+        hint: f.members?.length > 1
+          ? f.members.map((m) => `${m.model.replaceAll('_', ' ')} ${Math.round(m.weight * 100)} %`).join(' · ')
+          : undefined,
+      }),
       stat('backtest error (MAPE)', f.backtest?.mape_percent === null || f.backtest?.mape_percent === undefined ? '–' : percent(f.backtest.mape_percent), { testid: 'forecast-mape', value: f.backtest?.mape_percent }),
       stat('bias', f.backtest?.bias_percent === undefined ? '–' : percent(f.backtest.bias_percent)),
       stat('history', `${count(f.history_hours)} h`),

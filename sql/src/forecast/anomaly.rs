@@ -39,14 +39,14 @@ pub fn scan(
     min_change_percent: f64,
     min_sigma: f64,
 ) -> Vec<Flag> {
-    let (model, backtest, _) = choose(history);
-    let Some(backtest) = backtest else {
+    let choice = choose(history);
+    let Some(backtest) = &choice.backtest else {
         return Vec::new();
     };
     // A perfectly regular history must still not flag a count off by one;
     // a zero spread (money that never varied) must not divide by zero.
     let sigma = backtest.sigma.max(min_sigma).max(f64::EPSILON);
-    let expected = model.forecast(history, observed.len());
+    let expected = choice.forecast(history, observed.len());
     observed
         .iter()
         .zip(expected)

@@ -1,11 +1,13 @@
 //! Forecasts and anomaly scans on hourly series (one tenant × meter).
 //!
-//! Candidate models ([`models`]): seasonal naive (daily and weekly season),
-//! a weekly seasonal mean, Holt-Winters (additive, daily and weekly
-//! season), and a linear run-rate for short histories. [`select`] picks
-//! one per series by a rolling-origin backtest on the series' own history
-//! and takes prediction intervals from the backtest residuals; [`anomaly`]
-//! flags the hours outside the chosen model's 99% interval.
+//! Models ([`models`]): seasonal naive (daily and weekly season), a weekly
+//! seasonal median, Holt-Winters (additive, damped, optimised weights;
+//! daily and weekly season), MSTL with AutoETS (`augurs`), and a linear
+//! run-rate for short histories. [`select`] backtests each model and each
+//! mean of the weekly ones on the series' own history, forecasts the
+//! inverse-error-weighted mean of the best three (decision 0106), and
+//! takes prediction intervals from that mean's backtest residuals;
+//! [`anomaly`] flags the hours outside its 99% interval.
 //!
 //! Residuals are measured on the square root of the values: usage counts
 //! behave like Poisson counts, whose spread grows with the level, and the
