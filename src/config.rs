@@ -22,6 +22,7 @@ use somaflow_pipeline::config::{
 };
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::log::LogConfig;
+use somaflow_sinks::alerts::AlertsConfig;
 use somaflow_sinks::clickhouse::ClickHouseConfig;
 use somaflow_sinks::parquet::{LakeConfig, ParquetSinkConfig};
 use somaflow_sources::kafka::{ClusterConfig, KafkaConfig};
@@ -53,6 +54,7 @@ pub struct Config {
     pub window: WindowConfig,
     pub budget: BudgetConfig,
     pub dispatch: DispatchConfig,
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             window: WindowConfig::default(),
             budget: BudgetConfig::default(),
             dispatch: DispatchConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -139,6 +142,14 @@ impl Config {
         self.budget.validate()?;
         self.dispatch.validate()?;
         self.enrich.validate()?;
+        self.alerts.validate()?;
+        let delivers = self.nodes().iter().any(|n| n.kind == "alerts");
+        if !self.alerts.webhooks.is_empty() && !delivers {
+            return Err(ConfigError::key(
+                "alerts.webhooks",
+                "webhooks are set but no `alerts` node delivers to them: add `[[pipeline.nodes]] id = \"alerts\" type = \"alerts\" inputs = [\"budget.budget_events\"]`",
+            ));
+        }
         Ok(())
     }
 

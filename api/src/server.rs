@@ -21,7 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::config::ServerConfig;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    billing, budgets, capsules, dispatch, events, forecasts, health, kamachiq, ledgers, me,
+    alerts, billing, budgets, capsules, dispatch, events, forecasts, health, kamachiq, ledgers, me,
     metadata, sql, usage,
 };
 use crate::state::AppState;
@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/capsules/{capsule}",
             axum::routing::put(metadata::put_capsule),
         )
+        .route("/v1/alerts", get(alerts::get_alerts))
         .route("/v1/dispatch/{pool}", get(dispatch::fetch))
         .route("/v1/dispatch/{pool}/commit", post(dispatch::commit))
         .route("/", get(crate::console::index))

@@ -8,6 +8,7 @@ use somaflow_operators::enrich::MetadataStore;
 use somaflow_pipeline::events::TimeBounds;
 use somaflow_pipeline::log::Queues;
 use somaflow_pipeline::runtime::PipelineStatus;
+use somaflow_sinks::alerts::AlertsHub;
 use somaflow_sinks::clickhouse::ClickHouseHealth;
 use somaflow_sql::budgets::Budgets;
 use somaflow_sql::store::Stores;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub queues: Option<Arc<Queues>>,
     /// The price table ledgers show unit prices from (`accounting.prices`).
     pub prices: Option<Arc<PriceTable>>,
+    /// The alerts this node delivers (`GET /v1/alerts`), when it has an
+    /// `alerts` node.
+    pub alerts: Option<Arc<AlertsHub>>,
     /// Token checks and per-token rate limits of every `/v1` route.
     pub access: Arc<Access>,
 }

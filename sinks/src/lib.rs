@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use somaflow_pipeline::checkpoint::NodeCheckpoint;
 use somaflow_pipeline::runtime::{Committer, NodeError};
 
+pub mod alerts;
 pub mod clickhouse;
 pub mod kafka;
 pub mod parquet;

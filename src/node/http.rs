@@ -77,6 +77,7 @@ pub async fn start_http(
         budgets,
         metadata,
         queues: parts.and_then(|p| p.queues.clone()),
+        alerts: parts.and_then(|p| p.alerts.clone()),
         prices: load_prices(config)?,
         access: Access::from_config(&config.auth),
     };

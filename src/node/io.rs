@@ -16,6 +16,7 @@ use somaflow_operators::dispatch::{AgentQueue, LogAgentQueue, step_key};
 use somaflow_operators::enrich::{MetadataCatalog, MetadataStore};
 use somaflow_operators::redis::RedisLink;
 use somaflow_pipeline::log::Queues;
+use somaflow_sinks::alerts::AlertsHub;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -44,6 +45,8 @@ pub struct PlatformIo {
     pub budgets: Option<BudgetView>,
     /// Where dispatch sends steps; `None`: the pools' Kafka topics.
     pub agent_queue: Option<Arc<dyn AgentQueue>>,
+    /// Where an `alerts` node stages alerts; `None`: the node delivers none.
+    pub alerts: Option<Arc<AlertsHub>>,
 }
 
 impl PlatformIo {
@@ -53,6 +56,7 @@ impl PlatformIo {
             enrich: EnrichSource::Configured,
             budgets: None,
             agent_queue: None,
+            alerts: None,
         }
     }
 }
@@ -63,6 +67,9 @@ pub struct SharedParts {
     pub budgets: BudgetView,
     /// The agent pools' queues, on a node without a broker that dispatches.
     pub queues: Option<Arc<Queues>>,
+    /// The alerts an `alerts` node stages and the delivery task sends.
+    pub alerts: Option<Arc<AlertsHub>>,
+    delivery: Option<JoinHandle<()>>,
     /// Re-reads the metadata files when they change.
     watch: Option<JoinHandle<()>>,
 }
@@ -116,10 +123,19 @@ impl SharedParts {
         } else {
             None
         };
+        let (alerts, delivery) = if config.nodes().iter().any(|n| n.kind == "alerts") {
+            let hub = AlertsHub::new(&config.alerts).context("alerts")?;
+            let delivery = hub.spawn_delivery();
+            (Some(hub), Some(delivery))
+        } else {
+            (None, None)
+        };
         Ok(SharedParts {
             metadata,
             budgets,
             queues,
+            alerts,
+            delivery,
             watch,
         })
     }
@@ -136,6 +152,7 @@ impl SharedParts {
                 .queues
                 .as_ref()
                 .map(|q| Arc::new(LogAgentQueue::new(q.clone())) as Arc<dyn AgentQueue>),
+            alerts: self.alerts.clone(),
         }
     }
 }
@@ -144,6 +161,9 @@ impl Drop for SharedParts {
     fn drop(&mut self) {
         if let Some(watch) = self.watch.take() {
             watch.abort();
+        }
+        if let Some(delivery) = self.delivery.take() {
+            delivery.abort();
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use somaflow_operators::{Decode, Dedup};
 use somaflow_pipeline::log::DurableLog;
 use somaflow_pipeline::runtime::{Node, Registry};
+use somaflow_sinks::alerts::AlertsSink;
 use somaflow_sinks::clickhouse::ClickHouseSink;
 use somaflow_sinks::kafka::DeadLetterTopicSink;
 use somaflow_sinks::parquet::ParquetSink;
@@ -60,6 +61,11 @@ pub fn common(io: PlatformIo) -> NodeTypes {
             idempotent_producer(&config.kafka)?,
             config.kafka.dead_letter_topic(),
         ))))
+    });
+    let alerts = io.alerts.clone();
+    r.register("alerts", move |spec, _| match &alerts {
+        Some(hub) => Ok(Node::Sink(Box::new(AlertsSink::new(&spec.id, hub.clone())))),
+        None => Err("an `alerts` node delivers from an embedded node (`somaflow run`); a cluster worker does not deliver alerts yet (docs/alerts.md)".into()),
     });
     platform::register(&mut r, io);
     r

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `somaflow` binary: real processes, real HTTP,
 //! real files. One test binary for the whole crate keeps linking cheap.
 
+mod alerts;
 mod backpressure;
 mod bad_input;
 mod chdb;

@@ -1,5 +1,6 @@
 //! HTTP routes, one file per area.
 
+pub mod alerts;
 pub mod billing;
 pub mod budgets;
 pub mod capsules;

@@ -149,6 +149,7 @@ fn build_chain(
         enrich: EnrichSource::Preloaded { tenants, capsules },
         budgets: Some(budgets),
         agent_queue: Some(queue as Arc<dyn AgentQueue>),
+        alerts: None,
     });
     let mut stages = Vec::with_capacity(CHAIN.len());
     for kind in CHAIN {
