@@ -49,7 +49,7 @@ impl utoipa::IntoParams for AlertsQuery {
 
 #[utoipa::path(get, path = "/v1/alerts", tag = "billing",
     params(AlertsQuery),
-    responses((status = 200, description = "`{alerts: [{alert_id, event, tenant, webhook, status: pending|delivered|failed, attempts, http_status, error, at}]}`: waiting deliveries first, then recent attempts, newest first", body = Object),
+    responses((status = 200, description = "`{alerts: [{alert_id, event, tenant, webhook, status: pending|delivered|failed|dropped, attempts, http_status, error, at}]}`: waiting deliveries first, then recent attempts, newest first", body = Object),
         (status = 501, description = "The node has no `alerts` node", body = crate::error::ErrorBody),
         crate::responses::Refusals),
     security(("bearer" = ["billing:read"])))]

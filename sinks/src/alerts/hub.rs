@@ -34,7 +34,8 @@ pub struct DeliveryRecord {
     pub tenant: String,
     pub webhook: String,
     /// `delivered`, `failed` (this attempt; it is tried again), `pending`
-    /// (waiting for its checkpoint or its next attempt).
+    /// (waiting for its checkpoint or its next attempt), `dropped` (its
+    /// webhook was removed from the config).
     pub status: &'static str,
     pub attempts: u32,
     pub http_status: Option<u16>,
@@ -195,9 +196,18 @@ impl AlertsHub {
     #[tracing::instrument(skip_all, fields(alert = %d.alert.id, webhook = %d.webhook, attempt = d.attempts + 1))]
     async fn deliver(&self, d: Delivery) {
         let Some(hook) = self.config.webhooks.iter().find(|h| h.name == d.webhook) else {
-            // The webhook left the config: nobody wants it any more.
+            // The webhook left the config since the alert was staged:
+            // nobody is there to send it to. Said, not silent.
+            tracing::warn!("the webhook is no longer configured; the alert is dropped");
             self.outbox()
                 .ack(&(d.alert.id.clone(), d.webhook.clone()), now_ms());
+            self.remember(record(
+                &d,
+                "dropped",
+                None,
+                Some(format!("webhook {:?} is no longer in [alerts]", d.webhook)),
+                now_ms(),
+            ));
             return;
         };
         let body = serde_json::json!({
@@ -265,7 +275,7 @@ fn record(
         tenant: d.alert.tenant.clone(),
         webhook: d.webhook.clone(),
         status,
-        attempts: d.attempts + u32::from(status != "pending"),
+        attempts: d.attempts + u32::from(status == "delivered" || status == "failed"),
         http_status,
         error,
         at: rfc3339(at_ms),
